@@ -170,7 +170,11 @@ mod tests {
         assert_ne!(a.digest(), b.digest());
         let mut c = block(1);
         c.payload = Payload::Digests(a.payload.batch_digests());
-        assert_ne!(a.digest(), c.digest(), "payload form is part of the identity");
+        assert_ne!(
+            a.digest(),
+            c.digest(),
+            "payload form is part of the identity"
+        );
         assert_eq!(Block::genesis().digest(), Block::genesis_digest());
         assert_ne!(a.digest(), Block::genesis_digest());
     }

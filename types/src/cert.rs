@@ -75,7 +75,11 @@ impl Signature {
 
 impl std::fmt::Debug for Signature {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "sig:{:02x}{:02x}{:02x}{:02x}", self.0[0], self.0[1], self.0[2], self.0[3])
+        write!(
+            f,
+            "sig:{:02x}{:02x}{:02x}{:02x}",
+            self.0[0], self.0[1], self.0[2], self.0[3]
+        )
     }
 }
 
@@ -86,7 +90,11 @@ pub struct PublicKeyBytes(pub [u8; 48]);
 
 impl std::fmt::Debug for PublicKeyBytes {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "pk:{:02x}{:02x}{:02x}{:02x}", self.0[0], self.0[1], self.0[2], self.0[3])
+        write!(
+            f,
+            "pk:{:02x}{:02x}{:02x}{:02x}",
+            self.0[0], self.0[1], self.0[2], self.0[3]
+        )
     }
 }
 
@@ -99,8 +107,10 @@ pub struct AggregateSignature {
 }
 
 impl AggregateSignature {
-    pub const EMPTY: AggregateSignature =
-        AggregateSignature { signers: SignerSet([0; WORDS]), signature: Signature::EMPTY };
+    pub const EMPTY: AggregateSignature = AggregateSignature {
+        signers: SignerSet([0; WORDS]),
+        signature: Signature::EMPTY,
+    };
 }
 
 /// A quorum certificate: a quorum of signatures on the vote statement for `block`

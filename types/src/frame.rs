@@ -67,7 +67,7 @@ where
         return Err(FrameError::TooLarge(body.len()));
     }
     let aligned;
-    let bytes = if (body.as_ptr() as usize) % 16 == 0 {
+    let bytes = if (body.as_ptr() as usize).is_multiple_of(16) {
         body
     } else {
         let mut v = AlignedVec::<16>::with_capacity(body.len());
@@ -136,7 +136,13 @@ mod tests {
     #[test]
     fn frames_round_trip_through_the_reader_in_pieces() {
         let batches: Vec<Batch> = (0..5)
-            .map(|i| Batch::new(vec![Transaction { client: i, nonce: i, payload: vec![i as u8; 7] }]))
+            .map(|i| {
+                Batch::new(vec![Transaction {
+                    client: i,
+                    nonce: i,
+                    payload: vec![i as u8; 7],
+                }])
+            })
             .collect();
         let mut stream = Vec::new();
         for b in &batches {
@@ -158,12 +164,19 @@ mod tests {
     fn oversized_length_is_refused_before_buffering() {
         let mut r = FrameReader::new();
         r.extend(&((MAX_FRAME_BYTES as u32) + 1).to_le_bytes());
-        assert_eq!(r.next_frame(), Err(FrameError::TooLarge(MAX_FRAME_BYTES + 1)));
+        assert_eq!(
+            r.next_frame(),
+            Err(FrameError::TooLarge(MAX_FRAME_BYTES + 1))
+        );
     }
 
     #[test]
     fn decode_rejects_garbage_and_unaligned_input_is_handled() {
-        let b = Batch::new(vec![Transaction { client: 1, nonce: 2, payload: vec![3; 5] }]);
+        let b = Batch::new(vec![Transaction {
+            client: 1,
+            nonce: 2,
+            payload: vec![3; 5],
+        }]);
         let bytes = encode(&b).unwrap();
         let mut shifted = vec![0u8];
         shifted.extend_from_slice(&bytes);

@@ -85,7 +85,11 @@ mod tests {
     use super::*;
 
     fn tx(c: u64, n: u64, p: &[u8]) -> Transaction {
-        Transaction { client: c, nonce: n, payload: p.to_vec() }
+        Transaction {
+            client: c,
+            nonce: n,
+            payload: p.to_vec(),
+        }
     }
 
     #[test]
@@ -107,8 +111,18 @@ mod tests {
     fn validate_enforces_limits() {
         assert!(Batch::new(vec![tx(1, 1, &[0; 10])]).validate().is_ok());
         let big = Batch::new(vec![tx(1, 1, &vec![0; MAX_TX_PAYLOAD + 1])]);
-        assert_eq!(big.validate(), Err(BatchError::PayloadTooLarge(MAX_TX_PAYLOAD + 1)));
-        let many = Batch::new((0..MAX_BATCH_TXS as u64 + 1).map(|n| tx(0, n, b"")).collect());
-        assert_eq!(many.validate(), Err(BatchError::TooManyTxs(MAX_BATCH_TXS + 1)));
+        assert_eq!(
+            big.validate(),
+            Err(BatchError::PayloadTooLarge(MAX_TX_PAYLOAD + 1))
+        );
+        let many = Batch::new(
+            (0..MAX_BATCH_TXS as u64 + 1)
+                .map(|n| tx(0, n, b""))
+                .collect(),
+        );
+        assert_eq!(
+            many.validate(),
+            Err(BatchError::TooManyTxs(MAX_BATCH_TXS + 1))
+        );
     }
 }

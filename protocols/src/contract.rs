@@ -1,0 +1,333 @@
+//! The contract between a protocol and whatever drives it.
+//!
+//! A protocol is a type implementing [`Protocol`]. It provides a message type, a
+//! persistent safety state, a stateless [`Protocol::verify`] that checks every signature
+//! in a received message (so a driver can spread verification over cores, and so the
+//! state machines only ever see [`Verified`] messages), and two state machines:
+//!
+//! - the **leader half** pulls batches ([`Half::on_batch`]), builds proposals, collects
+//!   votes into certificates and drives its views;
+//! - the **voter half** validates proposals, holds the safety rules and persists the
+//!   state that makes a vote safe, votes, and commits.
+//!
+//! The halves of one replica talk only by messages: a message's [`Message::dest`] says
+//! which half of the receiving node consumes it, and a replica sending to itself is just
+//! a `Send` whose `to` is its own id. A driver delivers those locally.
+//!
+//! ## Ordering rules a driver must honour
+//!
+//! Actions are carried out in the order they were pushed. In particular every
+//! [`Action::Persist`] must be durable before any later `Send`/`Broadcast` of the same
+//! batch of actions leaves the node: that is what makes "persist, then vote" safe across
+//! crashes. A restarted replica is created with the last persisted safety state and
+//! nothing else.
+
+use olympus_crypto::{Committee, Keypair};
+use olympus_types::{Block, Digest, NodeId, QuorumCert, View};
+use std::fmt::Debug;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Which half of the receiving node consumes a message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Dest {
+    Leader,
+    Voter,
+    Both,
+}
+
+/// A vote as the checker sees it: `signer` signed a vote for `block` in `view`.
+/// Honest replicas never sign two different votes for one view.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct SignedVote {
+    pub signer: NodeId,
+    pub view: View,
+    pub block: Digest,
+}
+
+/// A protocol message.
+pub trait Message: Clone + Debug + Send + 'static {
+    /// Which half of the receiver consumes it.
+    fn dest(&self) -> Dest;
+    /// A short static name (for metrics and simulator statistics).
+    fn kind(&self) -> &'static str;
+    /// The vote this message carries as its sender's own signed statement, if any.
+    /// The simulator uses it to check that no honest replica votes twice in a view.
+    fn signed_vote(&self) -> Option<SignedVote> {
+        None
+    }
+}
+
+/// A message whose signatures and certificates have all been checked by
+/// [`Protocol::verify`]. State machines accept only these.
+#[derive(Clone, Debug)]
+pub struct Verified<M>(M);
+
+impl<M> Verified<M> {
+    /// Wraps a message without checking it. Only for messages a node produced itself
+    /// (a voter half's vote to its own leader half) or in tests.
+    pub fn assume_verified(msg: M) -> Self {
+        Verified(msg)
+    }
+    pub fn inner(&self) -> &M {
+        &self.0
+    }
+    pub fn into_inner(self) -> M {
+        self.0
+    }
+}
+
+impl<M> std::ops::Deref for Verified<M> {
+    type Target = M;
+    fn deref(&self) -> &M {
+        &self.0
+    }
+}
+
+/// Why a received message was refused before reaching a state machine.
+#[derive(Debug, thiserror::Error, PartialEq, Eq, Clone)]
+pub enum VerifyError {
+    #[error("bad signature from {0}")]
+    BadSignature(NodeId),
+    #[error("bad certificate: {0}")]
+    BadCertificate(String),
+    #[error("message is malformed: {0}")]
+    Malformed(String),
+    #[error("sender {sender} is not the signer {signer} the message claims")]
+    WrongSender { sender: NodeId, signer: NodeId },
+}
+
+/// A timer, named by the protocol. Setting a timer with an id that is already armed
+/// re-arms it; timers of the two halves are separate namespaces.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TimerId(pub u64);
+
+/// A batch the mempool offers to the leader half.
+#[derive(Clone, Debug)]
+pub struct BatchRef {
+    pub digest: Digest,
+    pub batch: Arc<olympus_types::Batch>,
+}
+
+impl BatchRef {
+    pub fn new(batch: olympus_types::Batch) -> Self {
+        BatchRef {
+            digest: batch.digest(),
+            batch: Arc::new(batch),
+        }
+    }
+}
+
+/// A committed block, emitted in commit order (heights strictly increasing by one).
+#[derive(Clone, Debug)]
+pub struct Commit {
+    pub digest: Digest,
+    pub block: Arc<Block>,
+    /// The certificate that proved the commit, where the protocol has one.
+    pub proof: Option<QuorumCert>,
+}
+
+/// Things observers may want to know; they change nothing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    Proposed {
+        view: View,
+        height: u64,
+        block: Digest,
+        batches: usize,
+    },
+    Voted {
+        view: View,
+        block: Digest,
+    },
+    CertificateFormed {
+        view: View,
+        block: Digest,
+    },
+    TimeoutSent {
+        view: View,
+    },
+    TimeoutCertFormed {
+        view: View,
+    },
+    ViewChanged {
+        from: View,
+        to: View,
+        by_timeout: bool,
+    },
+    /// A message was valid but not usable (stale, from a non-leader, ...).
+    Ignored {
+        kind: &'static str,
+        reason: &'static str,
+    },
+    /// A block arrived whose parent is unknown; it waits while the parent is fetched.
+    Buffered {
+        block: Digest,
+    },
+}
+
+/// What a state machine asks its driver to do.
+#[derive(Clone, Debug)]
+pub enum Action<M, S> {
+    /// Deliver `msg` to node `to` (possibly this node).
+    Send {
+        to: NodeId,
+        msg: M,
+    },
+    /// Deliver `msg` to every node, this one included.
+    Broadcast {
+        msg: M,
+    },
+    /// Fire [`Half::on_timer`] with `id` after `after` (replacing a timer of that id).
+    SetTimer {
+        id: TimerId,
+        after: Duration,
+    },
+    CancelTimer {
+        id: TimerId,
+    },
+    /// Make this safety state durable before any later send leaves.
+    Persist(S),
+    /// A block is committed.
+    Commit(Commit),
+    /// Fetch the batch with `digest` from node `from`.
+    FetchBatch {
+        digest: Digest,
+        from: NodeId,
+    },
+    Event(Event),
+}
+
+/// The argument every input carries: the current time and the action queue.
+pub struct Context<M, S> {
+    /// Time since the node started, as told by the driver.
+    pub now: Duration,
+    actions: Vec<Action<M, S>>,
+}
+
+impl<M, S> Context<M, S> {
+    pub fn new(now: Duration) -> Self {
+        Context {
+            now,
+            actions: Vec::new(),
+        }
+    }
+    pub fn push(&mut self, a: Action<M, S>) {
+        self.actions.push(a);
+    }
+    pub fn send(&mut self, to: NodeId, msg: M) {
+        self.actions.push(Action::Send { to, msg });
+    }
+    pub fn broadcast(&mut self, msg: M) {
+        self.actions.push(Action::Broadcast { msg });
+    }
+    pub fn set_timer(&mut self, id: TimerId, after: Duration) {
+        self.actions.push(Action::SetTimer { id, after });
+    }
+    pub fn cancel_timer(&mut self, id: TimerId) {
+        self.actions.push(Action::CancelTimer { id });
+    }
+    pub fn persist(&mut self, s: S) {
+        self.actions.push(Action::Persist(s));
+    }
+    pub fn commit(&mut self, c: Commit) {
+        self.actions.push(Action::Commit(c));
+    }
+    pub fn event(&mut self, e: Event) {
+        self.actions.push(Action::Event(e));
+    }
+    pub fn actions(&self) -> &[Action<M, S>] {
+        &self.actions
+    }
+    /// Takes the queued actions, leaving the context empty.
+    pub fn drain(&mut self) -> std::vec::Drain<'_, Action<M, S>> {
+        self.actions.drain(..)
+    }
+}
+
+/// Parameters every protocol understands; protocol-specific knobs have defaults.
+#[derive(Clone, Debug)]
+pub struct ReplicaConfig {
+    pub id: NodeId,
+    pub n: usize,
+    /// Base view timeout of the pacemaker (partially synchronous protocols).
+    pub view_timeout: Duration,
+    /// Upper bound for the backed-off view timeout.
+    pub max_view_timeout: Duration,
+    /// Δ, the assumed delay bound (synchronous protocols).
+    pub delta: Duration,
+    /// Most batches a leader puts in one block.
+    pub max_batches_per_block: usize,
+    /// Most batches the leader half holds waiting to be proposed; more are refused.
+    pub max_pending_batches: usize,
+}
+
+impl ReplicaConfig {
+    pub fn new(id: NodeId, n: usize) -> Self {
+        ReplicaConfig {
+            id,
+            n,
+            view_timeout: Duration::from_millis(1000),
+            max_view_timeout: Duration::from_secs(30),
+            delta: Duration::from_millis(50),
+            max_batches_per_block: 16,
+            max_pending_batches: 4096,
+        }
+    }
+    /// Byzantine replicas tolerated with n = 3f+1.
+    pub fn f_partial(&self) -> usize {
+        (self.n - 1) / 3
+    }
+    /// Quorum 2f+1 of the partially synchronous protocols (n − f in general).
+    pub fn quorum_partial(&self) -> usize {
+        self.n - self.f_partial()
+    }
+    /// Byzantine replicas tolerated with n = 2f+1.
+    pub fn f_sync(&self) -> usize {
+        (self.n - 1) / 2
+    }
+}
+
+/// One half of a replica.
+pub trait Half<M, S> {
+    /// Called once, before any other input.
+    fn on_start(&mut self, cx: &mut Context<M, S>);
+    /// A verified message from `from` (possibly this node's other half).
+    fn on_message(&mut self, from: NodeId, msg: Verified<M>, cx: &mut Context<M, S>);
+    /// A timer this half set has fired.
+    fn on_timer(&mut self, id: TimerId, cx: &mut Context<M, S>);
+    /// The mempool offers a batch. Returns false if the half refuses it (full).
+    fn on_batch(&mut self, _batch: BatchRef, _cx: &mut Context<M, S>) -> bool {
+        false
+    }
+}
+
+/// A consensus protocol: its message and safety-state types, its stateless verifier,
+/// and the constructor of its two halves.
+pub trait Protocol: 'static {
+    type Msg: Message;
+    /// What the voter half persists before voting; restored after a crash.
+    type Safety: Clone + Debug + Send + 'static;
+    type Leader: Half<Self::Msg, Self::Safety>;
+    type Voter: Half<Self::Msg, Self::Safety>;
+
+    /// The protocol's command-line name.
+    const NAME: &'static str;
+
+    /// Checks every signature and certificate in `msg`, claimed to come from `from`.
+    /// Stateless: it depends only on the committee.
+    fn verify(
+        msg: Self::Msg,
+        from: NodeId,
+        committee: &Committee,
+    ) -> Result<Verified<Self::Msg>, VerifyError>;
+
+    /// Creates the two halves of a replica; `restored` is the last persisted safety
+    /// state after a restart, `None` on first start.
+    fn create(
+        cfg: &ReplicaConfig,
+        key: Arc<Keypair>,
+        committee: Arc<Committee>,
+        restored: Option<Self::Safety>,
+    ) -> (Self::Leader, Self::Voter);
+}

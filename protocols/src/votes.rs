@@ -1,0 +1,107 @@
+//! Collecting signed statements from distinct replicas until a quorum is reached.
+
+use olympus_types::{NodeId, SignerSet};
+use std::collections::BTreeMap;
+
+/// Collects `(signer, value)` pairs per key (a statement: a view, a (view, block) pair,
+/// ...), counting each signer once per key, and yields the pairs exactly once, when the
+/// key first reaches the threshold. Keys are ordered so old ones can be pruned, and the
+/// number of live keys is bounded (the oldest is evicted first).
+#[derive(Debug)]
+pub struct Collector<K: Ord + Clone, V> {
+    threshold: usize,
+    max_keys: usize,
+    entries: BTreeMap<K, Entry<V>>,
+}
+
+#[derive(Debug)]
+struct Entry<V> {
+    signers: SignerSet,
+    values: Vec<(NodeId, V)>,
+    done: bool,
+}
+
+impl<K: Ord + Clone, V: Clone> Collector<K, V> {
+    pub fn new(threshold: usize, max_keys: usize) -> Self {
+        Collector {
+            threshold,
+            max_keys: max_keys.max(1),
+            entries: BTreeMap::new(),
+        }
+    }
+
+    /// Adds a value; returns the quorum the first time `key` reaches the threshold.
+    pub fn add(&mut self, key: K, signer: NodeId, value: V) -> Option<Vec<(NodeId, V)>> {
+        if !self.entries.contains_key(&key) && self.entries.len() >= self.max_keys {
+            let oldest = self.entries.keys().next().cloned()?;
+            if oldest > key {
+                return None; // older than everything we keep: not worth a slot
+            }
+            self.entries.remove(&oldest);
+        }
+        let e = self.entries.entry(key).or_insert_with(|| Entry {
+            signers: SignerSet::new(),
+            values: Vec::new(),
+            done: false,
+        });
+        if e.done || !e.signers.insert(signer) {
+            return None;
+        }
+        e.values.push((signer, value));
+        if e.values.len() >= self.threshold {
+            e.done = true;
+            return Some(std::mem::take(&mut e.values));
+        }
+        None
+    }
+
+    /// Distinct signers seen so far for `key` (0 once it completed).
+    pub fn count(&self, key: &K) -> usize {
+        self.entries.get(key).map_or(0, |e| e.values.len())
+    }
+
+    /// Forgets every key below `key`.
+    pub fn prune_below(&mut self, key: &K) {
+        self.entries = self.entries.split_off(key);
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn yields_once_at_threshold_counting_distinct_signers() {
+        let mut c: Collector<u64, u8> = Collector::new(3, 8);
+        assert!(c.add(1, NodeId(0), 0).is_none());
+        assert!(c.add(1, NodeId(0), 9).is_none(), "duplicate signer ignored");
+        assert!(c.add(1, NodeId(1), 1).is_none());
+        let q = c.add(1, NodeId(2), 2).expect("quorum");
+        assert_eq!(
+            q.iter().map(|(n, _)| n.0).collect::<Vec<_>>(),
+            vec![0, 1, 2]
+        );
+        assert!(c.add(1, NodeId(3), 3).is_none(), "yielded only once");
+    }
+
+    #[test]
+    fn bounded_and_prunable() {
+        let mut c: Collector<u64, ()> = Collector::new(2, 2);
+        c.add(1, NodeId(0), ());
+        c.add(2, NodeId(0), ());
+        c.add(3, NodeId(0), ());
+        assert_eq!(c.len(), 2);
+        assert_eq!(c.count(&1), 0, "oldest evicted");
+        assert!(c.add(0, NodeId(1), ()).is_none(), "too old to take a slot");
+        c.prune_below(&3);
+        assert_eq!(c.len(), 1);
+    }
+}
