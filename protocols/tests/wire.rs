@@ -1,0 +1,72 @@
+//! Hostile bytes against HotStuff's messages: decoding then verifying random, truncated
+//! or bit-flipped frames gives errors, never a panic, and never a verified forgery.
+
+use olympus_crypto::{Committee, Keypair, Scheme};
+use olympus_protocols::hotstuff::{proposal_statement, HotStuff, HsMsg, Proposal};
+use olympus_protocols::Protocol;
+use olympus_types::frame::{decode, encode};
+use olympus_types::{Batch, Block, NodeId, Payload, QuorumCert, Transaction};
+use proptest::prelude::*;
+
+fn committee() -> (Vec<Keypair>, Committee) {
+    let keys: Vec<_> = (0..4)
+        .map(|i| Keypair::generate(Scheme::Bls, &[3; 32], NodeId(i)))
+        .collect();
+    let pks: Vec<_> = keys.iter().map(|k| k.public()).collect();
+    let c = Committee::new(Scheme::Bls, &pks).unwrap();
+    (keys, c)
+}
+
+fn proposal(keys: &[Keypair], payload: Vec<u8>) -> HsMsg {
+    let block = Block {
+        parent: Block::genesis_digest(),
+        view: 1,
+        height: 1,
+        proposer: NodeId(1),
+        justify: QuorumCert::genesis(),
+        payload: Payload::Inline(vec![Batch::new(vec![Transaction {
+            client: 9,
+            nonce: 1,
+            payload,
+        }])]),
+    };
+    let signature = keys[1].sign(&proposal_statement(&block.digest()));
+    HsMsg::Propose(Box::new(Proposal {
+        block,
+        tc: None,
+        signature,
+    }))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn corrupted_proposals_never_verify_as_something_else(payload in proptest::collection::vec(any::<u8>(), 0..32), flip in any::<prop::sample::Index>(), bit in 0u8..8) {
+        let (keys, c) = committee();
+        let msg = proposal(&keys, payload);
+        let bytes = encode(&msg).unwrap();
+        prop_assert!(HotStuff::verify(decode::<HsMsg>(&bytes).unwrap(), NodeId(1), &c).is_ok());
+        let mut bad = bytes.to_vec();
+        let i = flip.index(bad.len());
+        bad[i] ^= 1 << bit;
+        if let Ok(m) = decode::<HsMsg>(&bad) {
+            if m != msg {
+                prop_assert!(HotStuff::verify(m, NodeId(1), &c).is_err(), "a changed proposal must not verify");
+            }
+        }
+        for cut in [0, 1, bytes.len() / 2, bytes.len() - 1] {
+            if let Ok(m) = decode::<HsMsg>(&bytes[..cut]) {
+                prop_assert!(m == msg || HotStuff::verify(m, NodeId(1), &c).is_err());
+            }
+        }
+    }
+
+    #[test]
+    fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
+        let (_, c) = committee();
+        if let Ok(m) = decode::<HsMsg>(&bytes) {
+            let _ = HotStuff::verify(m, NodeId(0), &c);
+        }
+    }
+}
