@@ -1,0 +1,133 @@
+//! Timings of the certificate hot path: `cargo bench -p olympus-crypto`.
+//!
+//! No targets are asserted here; this prints microseconds per operation so regressions
+//! and the effect of changes can be seen. Single-threaded, on the calling thread.
+
+use olympus_crypto::{generate_committee, CertCache, Committee, Keypair, Scheme};
+use olympus_types::{Digest, NodeId, Statement};
+use std::hint::black_box;
+use std::time::Instant;
+
+fn time(name: &str, iters: u32, mut f: impl FnMut()) {
+    f(); // warm up
+    let start = Instant::now();
+    for _ in 0..iters {
+        f();
+    }
+    let us = start.elapsed().as_secs_f64() * 1e6 / f64::from(iters);
+    println!("{name:<52} {us:>10.1} us");
+}
+
+fn votes(keys: &[Keypair], n: usize, m: &Digest) -> Vec<(NodeId, olympus_types::Signature)> {
+    keys.iter().take(n).map(|k| (k.id(), k.sign(m))).collect()
+}
+
+fn bench(scheme: Scheme, n: usize, iters: u32) {
+    let (c, keys): (Committee, Vec<Keypair>) = generate_committee(scheme, &[1; 32], n).unwrap();
+    let q = 2 * n / 3 + 1;
+    let m = Statement::new("bench/vote").u64(7).finish();
+    let vs = votes(&keys, q, &m);
+    let sig = keys[0].sign(&m);
+    let agg = c.aggregate_unchecked(&vs);
+    let tag = format!("{scheme} n={n} q={q}");
+    time(&format!("{tag}: sign"), iters, || {
+        black_box(keys[0].sign(black_box(&m)));
+    });
+    time(&format!("{tag}: verify"), iters, || {
+        c.verify(NodeId(0), black_box(&m), black_box(&sig)).unwrap();
+    });
+    time(&format!("{tag}: verify_aggregate"), iters, || {
+        c.verify_aggregate(black_box(&m), black_box(&agg), q)
+            .unwrap();
+    });
+    let cache = CertCache::new();
+    time(
+        &format!("{tag}: verify_aggregate_cached (hit)"),
+        iters,
+        || {
+            c.verify_aggregate_cached(&cache, black_box(&m), black_box(&agg), q)
+                .unwrap();
+        },
+    );
+    time(&format!("{tag}: aggregate (all good)"), iters, || {
+        black_box(c.aggregate(black_box(&m), black_box(&vs)));
+    });
+    let mut with_bad = vs.clone();
+    with_bad[0].1 = keys[0].sign(&Digest([0; 32]));
+    time(
+        &format!("{tag}: aggregate (one bad vote)"),
+        (iters / 4).max(1),
+        || {
+            black_box(c.aggregate(black_box(&m), black_box(&with_bad)));
+        },
+    );
+    let f = n / 3;
+    let mut f_bad = vs.clone();
+    for (i, v) in f_bad.iter_mut().enumerate().take(f) {
+        v.1 = keys[i].sign(&Digest([0; 32]));
+    }
+    if f > 1 {
+        time(
+            &format!("{tag}: aggregate ({f} bad votes)"),
+            (iters / 20).max(1),
+            || {
+                black_box(c.aggregate(black_box(&m), black_box(&f_bad)));
+            },
+        );
+    }
+    // Timeouts: q signers over 3 distinct messages.
+    let ms: Vec<_> = (0..3u64)
+        .map(|v| Statement::new("bench/timeout").u64(v).finish())
+        .collect();
+    let signed: Vec<_> = keys
+        .iter()
+        .take(q)
+        .enumerate()
+        .map(|(i, k)| (k.id(), ms[i % 3], k.sign(&ms[i % 3])))
+        .collect();
+    let multi = c.aggregate_multi_unchecked(&signed);
+    let msgs: Vec<_> = signed.iter().map(|(id, m, _)| (*id, *m)).collect();
+    time(
+        &format!("{tag}: verify_aggregate_multi (3 msgs)"),
+        iters,
+        || {
+            c.verify_aggregate_multi(black_box(&msgs), black_box(&multi), q)
+                .unwrap();
+        },
+    );
+}
+
+/// `blst`'s own verification of one signature (thread-pooled), for comparison.
+fn blst_reference() {
+    use blst::min_pk::SecretKey;
+    let sk = SecretKey::key_gen(&[1; 32], &[]).unwrap();
+    let pk = sk.sk_to_pk();
+    let sig = sk.sign(&[7; 32], olympus_crypto::DST_SIG, &[]);
+    let bytes = sig.compress();
+    time("blst Signature::verify (reference)", 200, || {
+        let r = sig.verify(
+            true,
+            black_box(&[7; 32]),
+            olympus_crypto::DST_SIG,
+            &[],
+            &pk,
+            false,
+        );
+        assert_eq!(r, blst::BLST_ERROR::BLST_SUCCESS);
+    });
+    time(
+        "blst Signature::from_bytes (G2 decompression)",
+        2000,
+        || {
+            black_box(blst::min_pk::Signature::from_bytes(black_box(&bytes)).unwrap());
+        },
+    );
+}
+
+fn main() {
+    blst_reference();
+    for n in [4, 100] {
+        bench(Scheme::Bls, n, 200);
+    }
+    bench(Scheme::Insecure, 100, 2000);
+}

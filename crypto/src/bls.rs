@@ -1,0 +1,198 @@
+//! The BLS12-381 primitives olympus needs, on top of `blst` (min_pk: public keys in G1,
+//! signatures in G2).
+//!
+//! Everything that can see bytes from a peer goes through [`decode_sig`] /
+//! [`decode_sig_on_curve`] / [`decode_pk`], which never panic and reject bad encodings,
+//! points off the curve and (where asked) points outside the prime-order subgroup and
+//! the point at infinity.
+//!
+//! Verification does not use `blst`'s `Signature::verify` family: with the `std`
+//! feature those hand every check to a global thread pool, even a single pairing. In a
+//! thread-per-core engine the verifying shard should do its own work, so [`pairing_check`]
+//! runs one multi-Miller loop and one final exponentiation on the calling thread. This
+//! file holds the crate's only `unsafe` code: four FFI calls into `blst` on values we
+//! own.
+
+use blst::min_pk::{
+    AggregatePublicKey, AggregateSignature as BlstAggregateSignature, PublicKey, SecretKey,
+    Signature as BlstSignature,
+};
+use blst::{blst_p1, blst_p1_affine, blst_p2, blst_p2_affine, Pairing};
+use olympus_types::{PublicKeyBytes, Signature};
+use std::sync::OnceLock;
+
+/// Domain separation tag for signatures: the IETF BLS proof-of-possession ciphersuite
+/// with signatures in G2 (`draft-irtf-cfrg-bls-signature`, section 4.2.3).
+pub const DST_SIG: &[u8] = b"BLS_SIG_BLS12381G2_XMD:SHA-256_SSWU_RO_POP_";
+/// Domain separation tag for proofs of possession in the same ciphersuite.
+pub const DST_POP: &[u8] = b"BLS_POP_BLS12381G2_XMD:SHA-256_SSWU_RO_POP_";
+
+/// A message hashed to G2 (affine), ready for a pairing.
+#[derive(Clone, Copy)]
+pub(crate) struct HashedMsg(blst_p2_affine);
+
+/// Hashes `msg` to G2 with `dst` (hash_to_curve, `XMD:SHA-256_SSWU_RO`), exactly as
+/// `SecretKey::sign` does before multiplying by the secret.
+pub(crate) fn hash(msg: &[u8], dst: &[u8]) -> HashedMsg {
+    let mut p = blst_p2::default();
+    let mut a = blst_p2_affine::default();
+    let aug: &[u8] = &[];
+    // SAFETY: `p` and `a` are valid, exclusively borrowed outputs; blst reads exactly
+    // `msg.len()`, `dst.len()` and `aug.len()` bytes from the three input slices.
+    unsafe {
+        blst::blst_hash_to_g2(
+            &mut p,
+            msg.as_ptr(),
+            msg.len(),
+            dst.as_ptr(),
+            dst.len(),
+            aug.as_ptr(),
+            aug.len(),
+        );
+        blst::blst_p2_to_affine(&mut a, &p);
+    }
+    HashedMsg(a)
+}
+
+/// The negated generator of G1, so that `e(pk, H) == e(g1, sig)` becomes one product of
+/// two Miller loops: `e(pk, H) * e(-g1, sig) == 1`.
+fn neg_g1() -> &'static blst_p1_affine {
+    static NEG_G1: OnceLock<blst_p1_affine> = OnceLock::new();
+    NEG_G1.get_or_init(|| {
+        let mut p = blst_p1::default();
+        let mut a = blst_p1_affine::default();
+        // SAFETY: `blst_p1_affine_generator` returns a pointer to a static constant;
+        // `p` and `a` are valid, exclusively borrowed locals.
+        unsafe {
+            blst::blst_p1_from_affine(&mut p, blst::blst_p1_affine_generator());
+            blst::blst_p1_cneg(&mut p, true);
+            blst::blst_p1_to_affine(&mut a, &p);
+        }
+        a
+    })
+}
+
+fn pk_is_infinity(pk: &PublicKey) -> bool {
+    let a: &blst_p1_affine = pk.into();
+    // SAFETY: `a` is a valid reference for the duration of the call; blst only reads it.
+    unsafe { blst::blst_p1_affine_is_inf(a) }
+}
+
+fn sig_is_infinity(sig: &BlstSignature) -> bool {
+    let a: &blst_p2_affine = sig.into();
+    // SAFETY: as above.
+    unsafe { blst::blst_p2_affine_is_inf(a) }
+}
+
+/// Checks `prod_i e(pk_i, H(m_i)) == e(g1, sig)` with one multi-Miller loop and one final
+/// exponentiation, on the calling thread.
+///
+/// The caller must have checked that `sig` is in G2 (see [`decode_sig`]) and that every
+/// public key that went into the `pk_i` was validated (done once, in
+/// [`crate::Committee::new`]). An infinite `pk_i` or `sig` is rejected here: a sum of
+/// keys can cancel out, and `e(O, H) == e(g1, O)` would otherwise "verify".
+pub(crate) fn pairing_check(terms: &[(HashedMsg, PublicKey)], sig: &BlstSignature) -> bool {
+    if terms.is_empty() || sig_is_infinity(sig) {
+        return false;
+    }
+    if terms.iter().any(|(_, pk)| pk_is_infinity(pk)) {
+        return false;
+    }
+    // The DST is unused by `raw_aggregate` (messages are hashed already).
+    let mut ctx = Pairing::new(true, DST_SIG);
+    for (h, pk) in terms {
+        ctx.raw_aggregate(&h.0, pk.into());
+    }
+    ctx.raw_aggregate(sig.into(), neg_g1());
+    ctx.commit();
+    ctx.finalverify(None)
+}
+
+/// Decodes and validates a public key (on the curve, in G1, not infinity).
+pub(crate) fn decode_pk(pk: &PublicKeyBytes) -> Option<PublicKey> {
+    PublicKey::key_validate(&pk.0).ok()
+}
+
+/// Decodes a signature received from anyone: on the curve, in G2, not infinity.
+pub(crate) fn decode_sig(sig: &Signature) -> Option<BlstSignature> {
+    let s = decode_sig_on_curve(sig)?;
+    (s.subgroup_check() && !sig_is_infinity(&s)).then_some(s)
+}
+
+/// Decodes a signature checking only that it is a point on the curve. For signatures
+/// that are summed first and group-checked as a sum (aggregate-then-verify), or that the
+/// caller verified already.
+pub(crate) fn decode_sig_on_curve(sig: &Signature) -> Option<BlstSignature> {
+    BlstSignature::from_bytes(&sig.0).ok()
+}
+
+/// Whether `sig` is in G2 and not the point at infinity.
+pub(crate) fn sig_is_valid_point(sig: &BlstSignature) -> bool {
+    sig.subgroup_check() && !sig_is_infinity(sig)
+}
+
+/// Sums signatures (no group checks). `None` for an empty input.
+pub(crate) fn sum_sigs<'a>(
+    mut sigs: impl Iterator<Item = &'a BlstSignature>,
+) -> Option<BlstSignature> {
+    let mut acc = BlstAggregateSignature::from_signature(sigs.next()?);
+    for s in sigs {
+        // Without a group check `add_signature` cannot fail.
+        acc.add_signature(s, false).ok()?;
+    }
+    Some(acc.to_signature())
+}
+
+/// Sums public keys that were validated already. `None` for an empty input.
+pub(crate) fn sum_pks<'a>(mut pks: impl Iterator<Item = &'a PublicKey>) -> Option<PublicKey> {
+    let mut acc = AggregatePublicKey::from_public_key(pks.next()?);
+    for pk in pks {
+        // Without validation `add_public_key` cannot fail.
+        acc.add_public_key(pk, false).ok()?;
+    }
+    Some(acc.to_public_key())
+}
+
+/// Signs `msg` under `dst`.
+pub(crate) fn sign(sk: &SecretKey, msg: &[u8], dst: &[u8]) -> Signature {
+    Signature(sk.sign(msg, dst, &[]).compress())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pairing_check_agrees_with_blst_verify() {
+        let sk = SecretKey::key_gen(&[7u8; 32], &[]).unwrap();
+        let pk = sk.sk_to_pk();
+        let msg = [3u8; 32];
+        let sig = sk.sign(&msg, DST_SIG, &[]);
+        // blst's own (thread-pooled) verification accepts it: same ciphersuite.
+        assert_eq!(
+            sig.verify(true, &msg, DST_SIG, &[], &pk, true),
+            blst::BLST_ERROR::BLST_SUCCESS
+        );
+        assert!(pairing_check(&[(hash(&msg, DST_SIG), pk)], &sig));
+        // Another DST or message does not verify.
+        assert!(!pairing_check(&[(hash(&msg, DST_POP), pk)], &sig));
+        assert!(!pairing_check(&[(hash(&[4u8; 32], DST_SIG), pk)], &sig));
+        assert!(!pairing_check(&[], &sig));
+    }
+
+    #[test]
+    fn infinity_is_rejected() {
+        // Compressed infinity: flags 0b110, all else zero.
+        let mut inf = [0u8; 96];
+        inf[0] = 0xc0;
+        assert!(decode_sig_on_curve(&Signature(inf)).is_some());
+        assert!(decode_sig(&Signature(inf)).is_none());
+        let mut inf_pk = [0u8; 48];
+        inf_pk[0] = 0xc0;
+        assert!(decode_pk(&PublicKeyBytes(inf_pk)).is_none());
+        // e(O, H) == e(g1, O) must not pass.
+        let o_sig = decode_sig_on_curve(&Signature(inf)).unwrap();
+        let o_pk = PublicKey::default();
+        assert!(!pairing_check(&[(hash(b"m", DST_SIG), o_pk)], &o_sig));
+    }
+}
