@@ -164,6 +164,14 @@ pub enum Event {
     Buffered {
         block: Digest,
     },
+    /// The protocol's commit rule fired for a block that does not extend what this
+    /// replica already committed. It is not committed; an honest replica seeing this
+    /// means more than f replicas are Byzantine (or a bug): the simulator counts it as a
+    /// safety violation.
+    ConflictingCommit {
+        committed: Digest,
+        target: Digest,
+    },
 }
 
 /// What a state machine asks its driver to do.

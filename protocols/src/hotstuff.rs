@@ -611,11 +611,8 @@ impl Voter {
                         dirty = true;
                     }
                     Err(CommitError::Unknown(_)) => {}
-                    Err(CommitError::Conflict { .. }) => {
-                        cx.event(Event::Ignored {
-                            kind: "commit",
-                            reason: "conflicts with the committed chain",
-                        });
+                    Err(CommitError::Conflict { target, committed }) => {
+                        cx.event(Event::ConflictingCommit { committed, target });
                     }
                 }
             }
