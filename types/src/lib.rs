@@ -9,6 +9,7 @@
 //! Digests that are signed or compared across nodes are BLAKE3-256 ([`Digest`]).
 
 pub mod block;
+pub mod config;
 pub mod cert;
 pub mod digest;
 pub mod frame;
