@@ -16,9 +16,15 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path} is not a valid configuration: {source}")]
-    Parse { path: PathBuf, source: toml::de::Error },
+    Parse {
+        path: PathBuf,
+        source: toml::de::Error,
+    },
     #[error("invalid configuration: {0}")]
     Invalid(String),
 }
@@ -59,7 +65,12 @@ pub struct ProtocolParams {
 
 impl Default for ProtocolParams {
     fn default() -> Self {
-        ProtocolParams { protocol: "hotstuff".into(), view_timeout_ms: 1000, delta_ms: 50, block_size: 400 }
+        ProtocolParams {
+            protocol: "hotstuff".into(),
+            view_timeout_ms: 1000,
+            delta_ms: 50,
+            block_size: 400,
+        }
     }
 }
 
@@ -85,9 +96,13 @@ pub struct ClientConfig {
 }
 
 fn hex_array<const N: usize>(what: &str, id: u16, s: &str) -> Result<[u8; N], ConfigError> {
-    let v = hex::decode(s).map_err(|e| ConfigError::Invalid(format!("{what} of member {id}: {e}")))?;
+    let v =
+        hex::decode(s).map_err(|e| ConfigError::Invalid(format!("{what} of member {id}: {e}")))?;
     v.try_into().map_err(|v: Vec<u8>| {
-        ConfigError::Invalid(format!("{what} of member {id} has {} bytes, expected {N}", v.len()))
+        ConfigError::Invalid(format!(
+            "{what} of member {id} has {} bytes, expected {N}",
+            v.len()
+        ))
     })
 }
 
@@ -109,12 +124,17 @@ impl CommitteeConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let n = self.members.len();
         if n == 0 || n > MAX_NODES {
-            return Err(ConfigError::Invalid(format!("committee has {n} members; allowed 1..={MAX_NODES}")));
+            return Err(ConfigError::Invalid(format!(
+                "committee has {n} members; allowed 1..={MAX_NODES}"
+            )));
         }
         let mut addrs = std::collections::HashSet::new();
         for (i, m) in self.members.iter().enumerate() {
             if m.id as usize != i {
-                return Err(ConfigError::Invalid(format!("member #{i} has id {}; ids must be 0..n in order", m.id)));
+                return Err(ConfigError::Invalid(format!(
+                    "member #{i} has id {}; ids must be 0..n in order",
+                    m.id
+                )));
             }
             for a in [m.peer_addr, m.client_addr] {
                 if !addrs.insert(a) {
@@ -148,8 +168,14 @@ impl NodeConfig {
 }
 
 fn read<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
-    toml::from_str(&text).map_err(|source| ConfigError::Parse { path: path.into(), source })
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.into(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|source| ConfigError::Parse {
+        path: path.into(),
+        source,
+    })
 }
 
 /// Reads and validates a node file.
@@ -191,7 +217,9 @@ mod tests {
             secret_key: hex::encode([9u8; 32]),
             data_dir: "data/n1".into(),
             params: ProtocolParams::default(),
-            committee: CommitteeConfig { members: (0..4).map(member).collect() },
+            committee: CommitteeConfig {
+                members: (0..4).map(member).collect(),
+            },
         }
     }
 
@@ -208,16 +236,28 @@ mod tests {
     fn refuses_bad_committees() {
         let mut c = node();
         c.committee.members[2].id = 5;
-        assert!(c.validate().unwrap_err().to_string().contains("ids must be 0..n"));
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("ids must be 0..n"));
         let mut c = node();
         c.committee.members[3].peer_addr = c.committee.members[0].peer_addr;
         assert!(c.validate().unwrap_err().to_string().contains("used twice"));
         let mut c = node();
         c.committee.members[1].public_key = "abcd".into();
-        assert!(c.validate().unwrap_err().to_string().contains("expected 48"));
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("expected 48"));
         let mut c = node();
         c.id = 4;
-        assert!(c.validate().unwrap_err().to_string().contains("not in the committee"));
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("not in the committee"));
         let mut c = node();
         c.secret_key = "zz".into();
         assert!(c.validate().is_err());

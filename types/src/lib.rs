@@ -9,8 +9,9 @@
 //! Digests that are signed or compared across nodes are BLAKE3-256 ([`Digest`]).
 
 pub mod block;
-pub mod config;
 pub mod cert;
+pub mod client;
+pub mod config;
 pub mod digest;
 pub mod frame;
 pub mod ids;
