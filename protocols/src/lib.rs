@@ -18,6 +18,7 @@ pub mod contract;
 pub mod election;
 pub mod hotstuff;
 pub mod pacemaker;
+pub mod twochain;
 pub mod votes;
 
 pub use contract::{
