@@ -1,8 +1,13 @@
 //! The olympus node engine.
 //!
-//! [`driver`] carries out a protocol's actions against the outside world (runtime
-//! independent: the glommio runner feeds it inputs and drains its outputs), and
-//! [`placement`] maps a node's roles onto shards.
+//! - [`driver`] carries out a protocol's actions against the outside world (runtime
+//!   independent: the runner feeds it inputs with `now` and drains its outputs);
+//! - [`placement`] maps a node's roles onto shards;
+//! - [`node`] is the glommio runner: the network, the mempool, the safety cell, client
+//!   receipts and the main loop of one replica;
+//! - [`wire`] is how messages and safety state become validated rkyv bytes.
 
 pub mod driver;
+pub mod node;
 pub mod placement;
+pub mod wire;

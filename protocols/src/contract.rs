@@ -266,6 +266,9 @@ pub struct ReplicaConfig {
     pub delta: Duration,
     /// Most batches a leader puts in one block.
     pub max_batches_per_block: usize,
+    /// Most transactions a leader puts in one block (it always takes at least one
+    /// batch, so a single larger batch still goes out).
+    pub max_block_txs: usize,
     /// Most batches the leader half holds waiting to be proposed; more are refused.
     pub max_pending_batches: usize,
 }
@@ -279,6 +282,7 @@ impl ReplicaConfig {
             max_view_timeout: Duration::from_secs(30),
             delta: Duration::from_millis(50),
             max_batches_per_block: 16,
+            max_block_txs: usize::MAX,
             max_pending_batches: 4096,
         }
     }
@@ -294,6 +298,30 @@ impl ReplicaConfig {
     pub fn f_sync(&self) -> usize {
         (self.n - 1) / 2
     }
+}
+
+/// Takes the batches for the next block from the front of `pending`: at most
+/// `cfg.max_batches_per_block` of them, and no more transactions than
+/// `cfg.max_block_txs` — except that a first batch is always taken, so a leader never
+/// proposes an empty block while batches wait.
+pub fn take_for_block(
+    pending: &mut std::collections::VecDeque<BatchRef>,
+    cfg: &ReplicaConfig,
+) -> Vec<BatchRef> {
+    let max_batches = cfg
+        .max_batches_per_block
+        .min(olympus_types::limits::MAX_BATCHES_PER_BLOCK);
+    let mut out: Vec<BatchRef> = Vec::new();
+    let mut txs = 0usize;
+    while let Some(b) = pending.front() {
+        let k = b.batch.txs.len();
+        if out.len() >= max_batches || (!out.is_empty() && txs + k > cfg.max_block_txs) {
+            break;
+        }
+        txs += k;
+        out.extend(pending.pop_front());
+    }
+    out
 }
 
 /// One half of a replica.

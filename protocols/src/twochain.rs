@@ -436,7 +436,7 @@ pub struct Leader {
     timeouts: Collector<View, (Signature, View)>,
     pending: VecDeque<BatchRef>,
     max_pending: usize,
-    max_batches: usize,
+    cfg: ReplicaConfig,
 }
 
 impl Leader {
@@ -453,9 +453,7 @@ impl Leader {
             timeouts: Collector::new(q, MAX_COLLECTING_VIEWS),
             pending: VecDeque::new(),
             max_pending: cfg.max_pending_batches,
-            max_batches: cfg
-                .max_batches_per_block
-                .min(olympus_types::limits::MAX_BATCHES_PER_BLOCK),
+            cfg: cfg.clone(),
         }
     }
 
@@ -482,12 +480,11 @@ impl Leader {
                 return;
             }
         }
-        let take = self.pending.len().min(self.max_batches);
-        let batches: Vec<_> = self
-            .pending
-            .drain(..take)
+        let batches: Vec<_> = crate::contract::take_for_block(&mut self.pending, &self.cfg)
+            .into_iter()
             .map(|b| (*b.batch).clone())
             .collect();
+        let take = batches.len();
         let block = Block {
             parent: justify.block,
             view,

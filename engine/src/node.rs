@@ -1,0 +1,654 @@
+//! The node: one replica of a protocol on a glommio (io_uring) executor.
+//!
+//! [`run`] checks the machine (kernel, io_uring, locked memory), loads the safety state
+//! the replica last persisted, starts the network ([`olympus_net::Network`]) and runs
+//! the main loop until SIGTERM or SIGINT:
+//!
+//! 1. **Peer frames** are decoded with bytecheck validation ([`Wire::from_bytes`]), then
+//!    every signature and certificate in them is checked ([`Protocol::verify`]) before
+//!    the [`Driver`] hands them to the protocol. A frame that fails either check is
+//!    counted and reported to the network, which closes the link after too many.
+//! 2. **Client frames** ([`ClientRequest`]) are challenges, answered by a signature that
+//!    proves this node's identity, and submissions, whose transactions go through the
+//!    [`Batcher`] (duplicates dropped, bounded pool). Sealed batches are offered to the
+//!    protocol's leader half; when it is full the node keeps one batch back and stops
+//!    popping, so the pool fills and clients get [`ClientReply::Busy`] (backpressure).
+//! 3. **Timers** of the protocol and the batcher's time bound.
+//! 4. **Actions** go out through [`NodeEnv`]: messages are encoded once and queued to
+//!    peers (a broadcast shares one buffer); safety state is stored in a [`DurableCell`]
+//!    and is durable before the driver carries out the next action, so no vote leaves
+//!    before the state that makes it safe; committed blocks are executed against the
+//!    at-most-once ledger and every client gets one receipt per block holding its
+//!    transactions.
+//!
+//! At exit the node prints one JSON line of counters to stdout.
+//!
+//! ## Placement
+//!
+//! This runner executes the *compact* plan: every role on one shard. That is the right
+//! plan for loopback clusters on small machines (several node processes share the
+//! cores). A plan with more than one shard is refused with a clear error until the
+//! cross-shard runner lands; the plan is printed at start-up either way.
+//!
+//! ## Not yet here
+//!
+//! Committed blocks and the client ledger live in memory: a restarted node restores its
+//! safety state (so it cannot vote twice) and resumes from its last committed block, but
+//! it does not yet replay its committed log from disk.
+
+use crate::driver::{Driver, DriverError, Env};
+use crate::placement::Placement;
+use crate::wire::Wire;
+use olympus_crypto::{Committee, Keypair, Scheme};
+use olympus_mempool::{Admission, Batcher, BatcherConfig, DurableCell, SubmitError};
+use olympus_net::{ClientConn, Frame, Incoming, NetConfig, NetHandle, Network};
+use olympus_protocols::{BatchRef, Commit, Protocol, ReplicaConfig};
+use olympus_types::client::{
+    identity_statement, ClientReply, ClientRequest, MAX_RECEIPT_NONCES, MAX_SUBMIT_TXS,
+};
+use olympus_types::config::NodeConfig;
+use olympus_types::{Batch, NodeId, Payload, PublicKeyBytes, Signature};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How often the main loop wakes at the latest, to notice a shutdown request.
+pub const IDLE_WAKE: Duration = Duration::from_millis(50);
+/// Most inbox frames handled before timers are looked at again.
+pub const MAX_FRAMES_PER_TURN: usize = 256;
+/// Most batches the protocol's leader half holds waiting to be proposed.
+pub const MAX_PENDING_BATCHES: usize = 1024;
+/// Most nonces above a client's contiguous prefix the ledger remembers; beyond it the
+/// oldest are folded into the prefix (see [`Ledger`]).
+pub const MAX_LEDGER_GAPS: usize = 1 << 20;
+/// Most clients the ledger and the receipt table remember.
+pub const MAX_LEDGER_CLIENTS: usize = 100_000;
+
+/// A protocol the engine can run: its messages and safety state have rkyv encodings.
+pub trait NodeProtocol: Protocol<Msg: Wire, Safety: Wire> {}
+impl<P: Protocol<Msg: Wire, Safety: Wire>> NodeProtocol for P {}
+
+/// Why a node could not start or had to stop.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error("{0}")]
+    Config(String),
+    #[error(transparent)]
+    Startup(#[from] olympus_net::checks::StartupError),
+    #[error(transparent)]
+    Net(#[from] olympus_net::NetError),
+    #[error("safety state: {0}")]
+    Safety(String),
+    #[error(transparent)]
+    Driver(#[from] DriverError),
+    #[error("executor: {0}")]
+    Executor(String),
+}
+
+/// How to run a node.
+#[derive(Clone, Debug)]
+pub struct NodeSettings {
+    pub config: NodeConfig,
+    pub placement: Placement,
+    /// Longest a transaction waits for its batch to fill.
+    pub batch_delay: Duration,
+    /// Pin the shard to this CPU; `None` lets the kernel schedule it (the right choice
+    /// when several node processes share few cores).
+    pub cpu: Option<usize>,
+}
+
+/// Counters a node reports at exit.
+#[derive(Clone, Debug, Default)]
+pub struct NodeReport {
+    pub node: u16,
+    pub committed_blocks: u64,
+    pub committed_txs: u64,
+    pub duplicate_txs: u64,
+    pub accepted_txs: u64,
+    pub busy_txs: u64,
+    pub invalid_frames: u64,
+    pub bad_signatures: u64,
+    pub receipts_dropped: u64,
+    pub persists: u64,
+    pub messages_sent: u64,
+    pub timers_fired: u64,
+    pub uptime_s: f64,
+}
+
+impl NodeReport {
+    /// One JSON object (no external serializer needed: every field is a number).
+    pub fn to_json(&self) -> String {
+        format!(
+            "{{\"node\":{},\"committed_blocks\":{},\"committed_txs\":{},\"duplicate_txs\":{},\
+             \"accepted_txs\":{},\"busy_txs\":{},\"invalid_frames\":{},\"bad_signatures\":{},\
+             \"receipts_dropped\":{},\"persists\":{},\"messages_sent\":{},\"timers_fired\":{},\
+             \"uptime_s\":{:.3}}}",
+            self.node,
+            self.committed_blocks,
+            self.committed_txs,
+            self.duplicate_txs,
+            self.accepted_txs,
+            self.busy_txs,
+            self.invalid_frames,
+            self.bad_signatures,
+            self.receipts_dropped,
+            self.persists,
+            self.messages_sent,
+            self.timers_fired,
+            self.uptime_s
+        )
+    }
+}
+
+static SHUTDOWN: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    SHUTDOWN.store(true, Ordering::SeqCst);
+}
+
+/// Makes SIGTERM and SIGINT request a clean shutdown.
+fn install_signal_handlers() {
+    let handler = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
+    // SAFETY: `on_signal` only stores to an atomic, which is async-signal-safe.
+    unsafe {
+        libc::signal(libc::SIGTERM, handler);
+        libc::signal(libc::SIGINT, handler);
+    }
+}
+
+/// Asks a running node (in this process) to stop, as SIGTERM does.
+pub fn request_shutdown() {
+    SHUTDOWN.store(true, Ordering::SeqCst);
+}
+
+/// The keys and committee of a node file.
+pub fn load_keys(cfg: &NodeConfig) -> Result<(Arc<Keypair>, Arc<Committee>), NodeError> {
+    let bad = |e: &dyn std::fmt::Display| NodeError::Config(e.to_string());
+    cfg.validate().map_err(|e| bad(&e))?;
+    let mut pks = Vec::new();
+    let mut pops = Vec::new();
+    for m in &cfg.committee.members {
+        pks.push(PublicKeyBytes(m.public_key_bytes().map_err(|e| bad(&e))?));
+        pops.push(Signature(m.pop_bytes().map_err(|e| bad(&e))?));
+    }
+    let committee = Committee::with_proofs(Scheme::Bls, &pks, &pops).map_err(|e| bad(&e))?;
+    let secret = cfg.secret_bytes().map_err(|e| bad(&e))?;
+    let key =
+        Keypair::from_secret_bytes(Scheme::Bls, NodeId(cfg.id), &secret).map_err(|e| bad(&e))?;
+    if Some(key.public()) != committee.public(NodeId(cfg.id)) {
+        return Err(NodeError::Config(format!(
+            "the secret key of node {} does not match its public key in the committee",
+            cfg.id
+        )));
+    }
+    Ok((Arc::new(key), Arc::new(committee)))
+}
+
+/// Runs a node until SIGTERM/SIGINT; returns its counters.
+pub fn run<P: NodeProtocol>(settings: NodeSettings) -> Result<NodeReport, NodeError> {
+    let shards = settings.placement.shards();
+    eprintln!(
+        "olympus node {}: protocol {}, placement:\n{}",
+        settings.config.id,
+        P::NAME,
+        settings.placement
+    );
+    if shards != 1 {
+        return Err(NodeError::Config(format!(
+            "this node runs the compact placement (one shard); the plan asks for {shards} \
+             shards: use --placement compact"
+        )));
+    }
+    let memlock = olympus_net::checks::check_all(shards)?;
+    eprintln!("olympus node {}: {memlock:?}", settings.config.id);
+    let (key, committee) = load_keys(&settings.config)?;
+    std::fs::create_dir_all(&settings.config.data_dir).map_err(|e| {
+        NodeError::Config(format!(
+            "cannot create data directory {}: {e}",
+            settings.config.data_dir.display()
+        ))
+    })?;
+    let mut cell = DurableCell::new(settings.config.data_dir.join("safety"))
+        .map_err(|e| NodeError::Safety(e.to_string()))?;
+    let restored = match cell.load().map_err(|e| NodeError::Safety(e.to_string()))? {
+        None => None,
+        Some(bytes) => Some(
+            P::Safety::from_bytes(&bytes)
+                .map_err(|e| NodeError::Safety(format!("{}: {e}", cell.path().display())))?,
+        ),
+    };
+    if let Some(s) = &restored {
+        eprintln!(
+            "olympus node {}: restored safety state {s:?}",
+            settings.config.id
+        );
+    }
+    install_signal_handlers();
+    let placement = match settings.cpu {
+        Some(cpu) => glommio::Placement::Fixed(cpu),
+        None => glommio::Placement::Unbound,
+    };
+    let handle = olympus_net::rt::executor_builder(placement)
+        .name(&format!("olympus-node-{}", settings.config.id))
+        .spawn(
+            move || async move { main_loop::<P>(settings, key, committee, cell, restored).await },
+        )
+        .map_err(|e| NodeError::Executor(e.to_string()))?;
+    handle
+        .join()
+        .map_err(|e| NodeError::Executor(e.to_string()))?
+}
+
+async fn main_loop<P: NodeProtocol>(
+    settings: NodeSettings,
+    key: Arc<Keypair>,
+    committee: Arc<Committee>,
+    cell: DurableCell,
+    restored: Option<P::Safety>,
+) -> Result<NodeReport, NodeError> {
+    let cfg = &settings.config;
+    let me = NodeId(cfg.id);
+    let peer_addrs = cfg.committee.members.iter().map(|m| m.peer_addr).collect();
+    let mut net_cfg = NetConfig::new(me, peer_addrs, key.clone(), committee.clone());
+    net_cfg.client_addr = Some(cfg.committee.members[me.index()].client_addr);
+    let (net, inbox) = Network::start(net_cfg)?;
+    eprintln!(
+        "olympus node {}: ready, peers on {}, clients on {}",
+        cfg.id,
+        net.peer_addr(),
+        net.client_addr().map_or("-".into(), |a| a.to_string())
+    );
+
+    let n = committee.size();
+    let mut rcfg = ReplicaConfig::new(me, n);
+    rcfg.view_timeout = Duration::from_millis(cfg.params.view_timeout_ms.max(1));
+    rcfg.delta = Duration::from_millis(cfg.params.delta_ms.max(1));
+    rcfg.max_batches_per_block = olympus_types::limits::MAX_BATCHES_PER_BLOCK;
+    rcfg.max_block_txs = cfg.params.block_size.max(1);
+    rcfg.max_pending_batches = MAX_PENDING_BATCHES;
+    let (leader, voter) = P::create(&rcfg, key.clone(), committee.clone(), restored);
+    let mut driver = Driver::<P>::new(me, leader, voter);
+    let batcher = Batcher::new(BatcherConfig {
+        max_batch_txs: cfg
+            .params
+            .block_size
+            .clamp(1, olympus_types::limits::MAX_BATCH_TXS),
+        max_batch_delay: settings.batch_delay,
+        ..BatcherConfig::default()
+    })
+    .map_err(|e| NodeError::Config(e.to_string()))?;
+
+    let start = Instant::now();
+    let mut env = NodeEnv {
+        net: &net,
+        cell,
+        ledger: Ledger::default(),
+        clients: HashMap::new(),
+        report: NodeReport {
+            node: cfg.id,
+            ..NodeReport::default()
+        },
+    };
+    let mut pool = Pool {
+        batcher,
+        stalled: None,
+    };
+    driver.start(start.elapsed(), &mut env)?;
+
+    while !SHUTDOWN.load(Ordering::SeqCst) {
+        let now = start.elapsed();
+        driver.fire_timers(now, &mut env)?;
+        if let Err(e) = pool.batcher.tick(now) {
+            eprintln!("olympus node {}: batcher: {e}", cfg.id);
+        }
+        pool.offer::<P>(&mut driver, now, &mut env)?;
+
+        let mut wake = now + IDLE_WAKE;
+        for d in [driver.next_deadline(), pool.batcher.deadline()]
+            .into_iter()
+            .flatten()
+        {
+            wake = wake.min(d);
+        }
+        let first = if let Some(m) = inbox.try_recv() {
+            Some(m)
+        } else {
+            let sleep = wake.saturating_sub(now);
+            match futures_lite::future::or(async { Some(inbox.recv().await) }, async {
+                glommio::timer::sleep(sleep).await;
+                None
+            })
+            .await
+            {
+                Some(Some(m)) => Some(m),
+                Some(None) => break, // the network shut down
+                None => None,
+            }
+        };
+        let mut next = first;
+        let mut handled = 0;
+        while let Some(m) = next {
+            handle::<P>(
+                m,
+                &mut driver,
+                &mut pool,
+                &committee,
+                &key,
+                &mut env,
+                &start,
+            )?;
+            handled += 1;
+            next = if handled < MAX_FRAMES_PER_TURN {
+                inbox.try_recv()
+            } else {
+                None
+            };
+        }
+    }
+    eprintln!("olympus node {}: shutting down", cfg.id);
+    let mut report = env.report.clone();
+    report.persists = driver.stats.persists;
+    report.messages_sent = driver.stats.sent + driver.stats.broadcasts;
+    report.timers_fired = driver.stats.timers_fired;
+    report.accepted_txs = pool.batcher.stats().accepted;
+    report.duplicate_txs += pool.batcher.stats().duplicates;
+    report.uptime_s = start.elapsed().as_secs_f64();
+    net.shutdown().await;
+    Ok(report)
+}
+
+/// Handles one received frame.
+fn handle<P: NodeProtocol>(
+    m: Incoming,
+    driver: &mut Driver<P>,
+    pool: &mut Pool,
+    committee: &Committee,
+    key: &Keypair,
+    env: &mut NodeEnv<'_>,
+    start: &Instant,
+) -> Result<(), NodeError> {
+    let origin = m.origin();
+    match m {
+        Incoming::Peer { from, body } => {
+            let msg = match P::Msg::from_bytes(&body) {
+                Ok(msg) => msg,
+                Err(_) => {
+                    env.report.invalid_frames += 1;
+                    env.net.report_invalid(origin);
+                    return Ok(());
+                }
+            };
+            match P::verify(msg, from, committee) {
+                Ok(v) => driver.on_message(from, v, start.elapsed(), env)?,
+                Err(_) => {
+                    env.report.bad_signatures += 1;
+                    env.net.report_invalid(origin);
+                }
+            }
+        }
+        Incoming::Client { conn, client, body } => {
+            let req = match ClientRequest::from_bytes(&body) {
+                Ok(r) => r,
+                Err(_) => {
+                    env.report.invalid_frames += 1;
+                    env.net.report_invalid(origin);
+                    return Ok(());
+                }
+            };
+            match req {
+                ClientRequest::Challenge(nonce) => {
+                    env.remember_client(client, conn);
+                    let signature = key.sign(&identity_statement(client, &nonce, key.id()));
+                    env.reply(
+                        conn,
+                        &ClientReply::Identity {
+                            node: key.id(),
+                            signature,
+                        },
+                    );
+                }
+                ClientRequest::Submit(txs) => {
+                    if txs.len() > MAX_SUBMIT_TXS || txs.iter().any(|t| t.client != client) {
+                        env.report.invalid_frames += 1;
+                        env.net.report_invalid(origin);
+                        return Ok(());
+                    }
+                    env.remember_client(client, conn);
+                    let now = start.elapsed();
+                    let mut busy = Vec::new();
+                    for tx in txs {
+                        let nonce = tx.nonce;
+                        match pool.batcher.submit(tx, now) {
+                            Ok(Admission::Accepted) => {}
+                            Ok(Admission::Duplicate | Admission::Stale) => {
+                                env.report.duplicate_txs += 1
+                            }
+                            Err(SubmitError::PoolFull { .. }) => busy.push(nonce),
+                            Err(_) => {
+                                env.report.invalid_frames += 1;
+                                env.net.report_invalid(origin);
+                            }
+                        }
+                    }
+                    if !busy.is_empty() {
+                        env.report.busy_txs += busy.len() as u64;
+                        env.reply(conn, &ClientReply::Busy { nonces: busy });
+                    }
+                    pool.offer::<P>(driver, now, env)?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The batcher and the one batch the leader half could not take yet.
+struct Pool {
+    batcher: Batcher,
+    stalled: Option<BatchRef>,
+}
+
+impl Pool {
+    /// Offers sealed batches to the leader half until it refuses one.
+    fn offer<P: NodeProtocol>(
+        &mut self,
+        driver: &mut Driver<P>,
+        now: Duration,
+        env: &mut NodeEnv<'_>,
+    ) -> Result<(), DriverError> {
+        loop {
+            let batch = match self.stalled.take() {
+                Some(b) => b,
+                None => match self.batcher.pop() {
+                    Some(sealed) => match sealed.decode() {
+                        Ok(batch) => BatchRef {
+                            digest: sealed.digest,
+                            batch: Arc::new(batch),
+                        },
+                        // The batcher encoded it itself; failing to read it back is a
+                        // bug, not an input problem: drop the batch, keep serving.
+                        Err(e) => {
+                            eprintln!("sealed batch does not decode: {e}");
+                            continue;
+                        }
+                    },
+                    None => return Ok(()),
+                },
+            };
+            if !driver.on_batch(batch.clone(), now, env)? {
+                self.stalled = Some(batch);
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// Executed transactions: each `(client, nonce)` at most once.
+///
+/// Per client it keeps `below` (every nonce under it was executed) and the executed
+/// nonces above it. Memory is bounded: past [`MAX_LEDGER_GAPS`] remembered nonces for a
+/// client, or [`MAX_LEDGER_CLIENTS`] clients, the oldest knowledge is folded away (a
+/// client that leaves gaps that large gets at-most-once only within that window).
+#[derive(Default)]
+pub struct Ledger {
+    clients: HashMap<u64, ClientLedger>,
+}
+
+#[derive(Default)]
+struct ClientLedger {
+    below: u64,
+    above: BTreeSet<u64>,
+}
+
+impl Ledger {
+    /// Marks `(client, nonce)` executed; false if it already was.
+    pub fn execute(&mut self, client: u64, nonce: u64) -> bool {
+        if !self.clients.contains_key(&client) && self.clients.len() >= MAX_LEDGER_CLIENTS {
+            return false;
+        }
+        let l = self.clients.entry(client).or_default();
+        if nonce < l.below || !l.above.insert(nonce) {
+            return false;
+        }
+        while l.above.first() == Some(&l.below) {
+            l.above.pop_first();
+            l.below += 1;
+        }
+        if l.above.len() > MAX_LEDGER_GAPS {
+            if let Some(lowest) = l.above.pop_first() {
+                l.below = lowest + 1;
+            }
+        }
+        true
+    }
+}
+
+/// The node around the driver: network, safety cell, ledger, receipts.
+struct NodeEnv<'a> {
+    net: &'a NetHandle,
+    cell: DurableCell,
+    ledger: Ledger,
+    clients: HashMap<u64, ClientConn>,
+    report: NodeReport,
+}
+
+impl NodeEnv<'_> {
+    fn remember_client(&mut self, client: u64, conn: ClientConn) {
+        if self.clients.len() < MAX_LEDGER_CLIENTS || self.clients.contains_key(&client) {
+            self.clients.insert(client, conn);
+        }
+    }
+
+    fn reply(&mut self, conn: ClientConn, reply: &ClientReply) {
+        match reply.to_frame() {
+            Ok(f) => {
+                if self.net.try_reply(conn, f).is_err() {
+                    self.report.receipts_dropped += 1;
+                }
+            }
+            Err(e) => eprintln!("cannot encode a client reply: {e}"),
+        }
+    }
+
+    fn encode<M: Wire>(&self, msg: &M) -> Option<Frame> {
+        match msg.to_frame() {
+            Ok(f) => Some(f),
+            Err(e) => {
+                eprintln!("cannot encode a protocol message: {e}");
+                None
+            }
+        }
+    }
+}
+
+impl<P: NodeProtocol> Env<P> for NodeEnv<'_> {
+    fn send(&mut self, to: NodeId, msg: &P::Msg) {
+        if let Some(f) = self.encode(msg) {
+            // A full queue drops the message: the protocol's timers recover from loss.
+            let _ = self.net.try_send(to, f);
+        }
+    }
+
+    fn broadcast(&mut self, msg: &P::Msg) {
+        if let Some(f) = self.encode(msg) {
+            self.net.broadcast(&f);
+        }
+    }
+
+    fn persist(&mut self, state: &P::Safety) -> Result<(), String> {
+        let bytes = state.to_bytes().map_err(|e| e.to_string())?;
+        self.cell.store(&bytes).map_err(|e| e.to_string())
+    }
+
+    fn commit(&mut self, c: Commit) {
+        self.report.committed_blocks += 1;
+        let Payload::Inline(batches) = &c.block.payload else {
+            return;
+        };
+        let mut receipts: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
+        for tx in batches.iter().flat_map(|b: &Batch| b.txs.iter()) {
+            if self.ledger.execute(tx.client, tx.nonce) {
+                self.report.committed_txs += 1;
+                receipts.entry(tx.client).or_default().push(tx.nonce);
+            } else {
+                self.report.duplicate_txs += 1;
+            }
+        }
+        for (client, nonces) in receipts {
+            let Some(&conn) = self.clients.get(&client) else {
+                continue;
+            };
+            for chunk in nonces.chunks(MAX_RECEIPT_NONCES) {
+                self.reply(
+                    conn,
+                    &ClientReply::Committed {
+                        height: c.block.height,
+                        block: c.digest,
+                        nonces: chunk.to_vec(),
+                    },
+                );
+            }
+        }
+    }
+}
+
+/// Where a node keeps its files.
+pub fn safety_path(cfg: &NodeConfig) -> PathBuf {
+    cfg.data_dir.join("safety")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ledger_executes_each_pair_once_and_stays_compact() {
+        let mut l = Ledger::default();
+        assert!(l.execute(1, 0));
+        assert!(!l.execute(1, 0));
+        assert!(l.execute(1, 2));
+        assert!(l.execute(2, 0), "clients are independent");
+        assert!(l.execute(1, 1));
+        assert!(!l.execute(1, 2));
+        let c = &l.clients[&1];
+        assert_eq!(
+            (c.below, c.above.len()),
+            (3, 0),
+            "contiguous nonces fold away"
+        );
+    }
+
+    #[test]
+    fn report_is_json() {
+        let r = NodeReport {
+            node: 3,
+            committed_txs: 7,
+            ..NodeReport::default()
+        };
+        let j = r.to_json();
+        assert!(j.starts_with("{\"node\":3,"), "{j}");
+        assert!(j.contains("\"committed_txs\":7"), "{j}");
+    }
+}
