@@ -11,7 +11,9 @@
 //! [`Action::Persist`] returns only once the state is durable — so no vote queued after
 //! it reaches [`Env::send`] before the state that makes it safe is on disk. If
 //! persisting fails the driver stops carrying out actions and reports the error: the
-//! node must halt rather than vote unsafely.
+//! node must halt rather than vote unsafely. Several `Persist`s in a row with no message
+//! between them are carried out as one (the last): it holds the whole state, so the rule
+//! holds with one `fdatasync` instead of several.
 
 use olympus_protocols::{
     Action, BatchRef, Commit, Context, Dest, Event, Half, Message, Protocol, TimerId, Verified,
@@ -60,6 +62,9 @@ pub struct DriverStats {
     pub sent: u64,
     pub broadcasts: u64,
     pub persists: u64,
+    /// Persists skipped because a later one in the same input superseded them before
+    /// any message left.
+    pub persists_coalesced: u64,
     pub commits: u64,
     pub timers_fired: u64,
 }
@@ -206,7 +211,23 @@ impl<P: Protocol> Driver<P> {
         env: &mut impl Env<P>,
     ) -> Result<(), DriverError> {
         let now = cx.now;
-        for action in cx.drain() {
+        let actions: Vec<_> = cx.drain().collect();
+        // A Persist followed by another Persist before anything leaves the node is
+        // superseded: each carries the whole state, and only the state in force when a
+        // message leaves must be durable. One store instead of several per input.
+        let mut superseded = vec![false; actions.len()];
+        let mut later_persist = false;
+        for (i, a) in actions.iter().enumerate().rev() {
+            match a {
+                Action::Persist(_) => {
+                    superseded[i] = later_persist;
+                    later_persist = true;
+                }
+                Action::Send { .. } | Action::Broadcast { .. } => later_persist = false,
+                _ => {}
+            }
+        }
+        for (action, superseded) in actions.into_iter().zip(superseded) {
             match action {
                 Action::Send { to, msg } => {
                     if to == self.me {
@@ -235,6 +256,7 @@ impl<P: Protocol> Driver<P> {
                         self.deadlines.remove(&old);
                     }
                 }
+                Action::Persist(_) if superseded => self.stats.persists_coalesced += 1,
                 Action::Persist(state) => {
                     env.persist(&state).map_err(DriverError::Persist)?;
                     self.stats.persists += 1;
@@ -355,6 +377,37 @@ mod tests {
             drivers[0].stats.local_messages > 0,
             "votes to self stay local"
         );
+    }
+
+    #[test]
+    fn consecutive_persists_are_coalesced_but_never_skipped_before_a_send() {
+        let (_, mut drivers) = cluster(4);
+        let d = &mut drivers[1];
+        let mut env = Recorder::default();
+        // A real state to vary: the one a view timeout persists.
+        d.start(Duration::ZERO, &mut env).unwrap();
+        let first = d.next_deadline().expect("view timer armed");
+        d.fire_timers(first, &mut env).unwrap();
+        let template = env.persisted.expect("a timeout persists");
+        let before = d.stats.persists;
+        let s = |v| Safety {
+            last_voted: v,
+            ..template
+        };
+        let mut cx = Context::new(Duration::ZERO);
+        cx.persist(s(1));
+        cx.persist(s(2));
+        cx.broadcast(HsMsg::Fetch(Digest::ZERO));
+        cx.persist(s(3));
+        cx.persist(s(4));
+        d.apply(Which::Voter, &mut cx, &mut env).unwrap();
+        assert_eq!(
+            d.stats.persists - before,
+            2,
+            "one store before the broadcast, one after"
+        );
+        assert_eq!(d.stats.persists_coalesced, 2);
+        assert_eq!(env.persisted.map(|p| p.last_voted), Some(4));
     }
 
     #[test]

@@ -1,0 +1,240 @@
+//! Real processes on loopback: `olympus genconfig`, four `olympus node` processes and
+//! `olympus client`, as a user runs them.
+//!
+//! - a cluster commits, and every client transaction is acknowledged exactly once by
+//!   f + 1 authenticated replicas in one block (the client exits 0 only if all of
+//!   `--txs` committed and no transaction was reported in two blocks);
+//! - garbage on the client port, a peer that cannot prove a committee key, and an
+//!   oversized frame are refused and counted while the cluster keeps committing;
+//! - a node stopped with SIGTERM reports its counters and exits 0.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_olympus");
+
+/// A base port with 2n free ports above it.
+fn free_base(n: u16) -> u16 {
+    let pid = std::process::id() as u16;
+    for attempt in 0..200u16 {
+        let base = 20_000 + (pid.wrapping_mul(7).wrapping_add(attempt * 61)) % 30_000;
+        let all_free = (0..2 * n).all(|i| TcpListener::bind(("127.0.0.1", base + i)).is_ok());
+        if all_free {
+            return base;
+        }
+    }
+    panic!("no free ports");
+}
+
+struct Cluster {
+    dir: tempfile::TempDir,
+    nodes: Vec<Option<Child>>,
+    base: u16,
+}
+
+impl Cluster {
+    fn start(n: usize) -> Cluster {
+        let dir = tempfile::tempdir().unwrap();
+        let base = free_base(n as u16);
+        let out = Command::new(BIN)
+            .args(["genconfig", "-n", &n.to_string(), "--seed", "cluster-test"])
+            .args(["--base-port", &base.to_string(), "--block-size", "100"])
+            .arg("--out")
+            .arg(dir.path().join("cfg"))
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "genconfig: {out:?}");
+        let mut c = Cluster {
+            dir,
+            nodes: Vec::new(),
+            base,
+        };
+        for i in 0..n {
+            let child = c.spawn_node(i);
+            c.nodes.push(Some(child));
+        }
+        c
+    }
+
+    fn spawn_node(&self, i: usize) -> Child {
+        let log = std::fs::File::create(self.path(&format!("node-{i}.log"))).unwrap();
+        Command::new(BIN)
+            .arg("node")
+            .arg("--config")
+            .arg(self.path(&format!("cfg/node-{i}.toml")))
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .unwrap()
+    }
+
+    fn path(&self, p: &str) -> PathBuf {
+        self.dir.path().join(p)
+    }
+
+    fn client(&self, extra: &[&str]) -> (std::process::Output, serde_json::Value) {
+        let json = self.path("client.json");
+        let out = Command::new(BIN)
+            .arg("client")
+            .arg("--config")
+            .arg(self.path("cfg/clients.toml"))
+            .arg("--json")
+            .arg(&json)
+            .args(extra)
+            .output()
+            .unwrap();
+        let v = std::fs::read_to_string(&json)
+            .ok()
+            .and_then(|s| serde_json::from_str(&s).ok())
+            .unwrap_or(serde_json::Value::Null);
+        (out, v)
+    }
+
+    /// SIGTERMs node `i`, waits, and returns its exit success and JSON report.
+    fn stop(&mut self, i: usize) -> (bool, serde_json::Value) {
+        let mut child = self.nodes[i].take().expect("running");
+        unsafe_kill(child.id(), libc::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while child.try_wait().unwrap().is_none() {
+            assert!(Instant::now() < deadline, "node {i} ignored SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let out = child.wait_with_output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let line = text.lines().last().unwrap_or("").to_string();
+        (
+            out.status.success(),
+            serde_json::from_str(&line).unwrap_or(serde_json::Value::Null),
+        )
+    }
+
+    fn log(&self, i: usize) -> String {
+        std::fs::read_to_string(self.path(&format!("node-{i}.log"))).unwrap_or_default()
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for c in self.nodes.iter_mut().flatten() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn unsafe_kill(pid: u32, sig: i32) {
+    // SAFETY: kill(2) on a child we spawned and have not reaped.
+    unsafe {
+        libc::kill(pid as i32, sig);
+    }
+}
+
+fn check_client(out: &std::process::Output, v: &serde_json::Value, txs: u64, dir: &Path) {
+    assert!(
+        out.status.success(),
+        "client failed: {}\n{}\nlogs in {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        dir.display()
+    );
+    assert_eq!(v["committed"], txs, "{v}");
+    assert_eq!(v["conflicts"], 0, "{v}");
+    assert_eq!(v["outstanding"], 0, "{v}");
+}
+
+#[test]
+fn a_four_node_cluster_commits_every_transaction_once_and_refuses_hostile_input() {
+    let mut c = Cluster::start(4);
+    let (out, v) = c.client(&["--txs", "3000", "--window", "500", "--duration", "20"]);
+    check_client(&out, &v, 3000, c.dir.path());
+
+    // Hostile input while the cluster runs.
+    let client_port = c.base + 1;
+    // 1. Garbage on the client port after a valid hello: refused, counted.
+    let mut s = TcpStream::connect(("127.0.0.1", client_port)).unwrap();
+    let mut hello = vec![16, 0, 0, 0];
+    hello.extend_from_slice(b"olyc");
+    hello.extend_from_slice(&1u32.to_le_bytes());
+    hello.extend_from_slice(&77u64.to_le_bytes());
+    s.write_all(&hello).unwrap();
+    for _ in 0..20 {
+        let mut garbage = vec![64, 0, 0, 0];
+        garbage.extend_from_slice(&[0xA5; 64]);
+        if s.write_all(&garbage).is_err() {
+            break; // closed after too many invalid frames: also right
+        }
+    }
+    // 2. An oversized frame prefix on the peer port: the connection is closed.
+    let mut p = TcpStream::connect(("127.0.0.1", c.base)).unwrap();
+    p.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let _ = p.write_all(&u32::MAX.to_le_bytes());
+    let mut buf = [0u8; 256];
+    let closed = loop {
+        match p.read(&mut buf) {
+            Ok(0) => break true,
+            Ok(_) => continue, // the handshake's opening message
+            Err(e) => break e.kind() == std::io::ErrorKind::ConnectionReset,
+        }
+    };
+    assert!(
+        closed,
+        "node 0 kept a peer link open after an oversized frame"
+    );
+    // 3. A peer that cannot sign for a committee key never gets a link: garbage in
+    //    place of the handshake.
+    let mut q = TcpStream::connect(("127.0.0.1", c.base)).unwrap();
+    let _ = q.write_all(&[32, 0, 0, 0]);
+    let _ = q.write_all(&[0x5A; 32]);
+    drop(q);
+
+    // The cluster keeps committing.
+    let (out, v) = c.client(&["--txs", "1000", "--window", "200", "--duration", "20"]);
+    check_client(&out, &v, 1000, c.dir.path());
+
+    let mut reports = Vec::new();
+    for i in 0..4 {
+        let (ok, r) = c.stop(i);
+        assert!(ok, "node {i} did not exit cleanly:\n{}", c.log(i));
+        assert!(
+            r["committed_txs"].as_u64().unwrap_or(0) > 0,
+            "node {i}: {r}"
+        );
+        reports.push(r);
+    }
+    assert!(
+        reports[0]["invalid_frames"].as_u64().unwrap_or(0) >= 1,
+        "node 0 did not count the garbage client frames: {}",
+        reports[0]
+    );
+    // Every transaction was executed at most once on every node: 4000 submitted.
+    for r in &reports {
+        assert!(r["committed_txs"].as_u64().unwrap() <= 4000, "{r}");
+    }
+}
+
+#[test]
+fn a_node_with_a_bad_config_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("node.toml");
+    std::fs::write(&bad, "id = 0\nsecret_key = \"zz\"\n").unwrap();
+    let out = Command::new(BIN)
+        .arg("node")
+        .arg("--config")
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("node.toml"), "{err}");
+    let out = Command::new(BIN)
+        .args(["node", "--config", "/nonexistent/node.toml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/node.toml"));
+}
