@@ -10,8 +10,9 @@
 //! synchronous family; a lone replica for `unreplicated`.)
 //!
 //! Transactions go to one replica each, round-robin by nonce; a transaction that is not
-//! committed within `--resubmit-ms`, or that a replica refused as busy, is sent again to
-//! the next replica. Replicas execute each `(client, nonce)` at most once, so a resent
+//! committed within `--resubmit-ms`, that a replica refused as busy, or whose replica
+//! went away, is sent again to the next live replica. A replica that goes away is
+//! retried every half second; the run goes on with the others. Replicas execute each `(client, nonce)` at most once, so a resent
 //! transaction is never executed twice.
 //!
 //! Load models: **closed loop** (`--window K`: at most K transactions outstanding; a new
@@ -26,7 +27,7 @@
 //! Exit status: 0 when transactions committed (with `--txs`, all of them), 1 when none
 //! did (or some of `--txs` did not) or two different blocks were reported for one
 //! transaction by f + 1 replicas each, 2 on bad usage or when a replica cannot be
-//! reached or fails its identity check.
+//! reached at start or fails its identity check.
 
 use anyhow::{bail, Context, Result};
 use olympus_crypto::{Committee, Scheme};
@@ -100,6 +101,8 @@ struct Pending {
     /// When it was last sent, and to which replica.
     last_sent: Instant,
     attempt: u32,
+    /// The replica it was last sent to.
+    replica: usize,
     /// (height, block, replicas reporting it as a bitmap) — at most a few entries.
     reports: Vec<(u64, Digest, u64)>,
 }
@@ -107,12 +110,31 @@ struct Pending {
 /// What the reader threads pass to the main loop.
 enum Event {
     Reply(usize, ClientReply),
-    Closed(usize, String),
+    /// Replica `.0`'s connection of generation `.1` ended.
+    Closed(usize, u64, String),
 }
 
+/// One replica's connection. A replica that goes away (crash, restart) is marked down,
+/// its outstanding transactions go to the others, and the client reconnects to it every
+/// [`RECONNECT_EVERY`].
 struct Replica {
-    stream: TcpStream,
+    addr: SocketAddr,
+    stream: Option<TcpStream>,
+    generation: u64,
+    next_attempt: Instant,
     outbox: Vec<Transaction>,
+}
+
+/// How often a client tries to reconnect to a replica that went away.
+const RECONNECT_EVERY: Duration = Duration::from_millis(500);
+
+/// The first live replica at or after `r` (round robin); `r` itself if none is live.
+fn live_from(replicas: &[Replica], r: usize) -> usize {
+    let n = replicas.len();
+    (0..n)
+        .map(|k| (r + k) % n)
+        .find(|&i| replicas[i].stream.is_some())
+        .unwrap_or(r % n)
 }
 
 pub fn run(args: ClientArgs) -> Result<ExitCode> {
@@ -153,10 +175,21 @@ pub fn run(args: ClientArgs) -> Result<ExitCode> {
     let (tx_events, events) = mpsc::channel();
     let mut replicas = Vec::with_capacity(n);
     for (i, m) in cfg.committee.members.iter().enumerate() {
-        let stream = connect(id, i, m.client_addr, &committee, &tx_events)
-            .with_context(|| format!("replica {i} at {}", m.client_addr))?;
+        let stream = connect(
+            id,
+            i,
+            m.client_addr,
+            &committee,
+            &tx_events,
+            0,
+            CONNECT_PATIENCE,
+        )
+        .with_context(|| format!("replica {i} at {}", m.client_addr))?;
         replicas.push(Replica {
-            stream,
+            addr: m.client_addr,
+            stream: Some(stream),
+            generation: 0,
+            next_attempt: Instant::now(),
             outbox: Vec::new(),
         });
     }
@@ -223,16 +256,17 @@ pub fn run(args: ClientArgs) -> Result<ExitCode> {
                 }
                 _ => now,
             };
+            let r = live_from(&replicas, (nonce % n as u64) as usize);
             pending.insert(
                 nonce,
                 Pending {
                     sent,
                     last_sent: now,
                     attempt: 0,
+                    replica: r,
                     reports: Vec::new(),
                 },
             );
-            let r = (nonce % n as u64) as usize;
             replicas[r].outbox.push(Transaction {
                 client: id,
                 nonce,
@@ -253,7 +287,8 @@ pub fn run(args: ClientArgs) -> Result<ExitCode> {
                 p.attempt += 1;
                 p.last_sent = now;
                 resent += 1;
-                let r = ((nonce + p.attempt as u64) % n as u64) as usize;
+                let r = live_from(&replicas, ((nonce + p.attempt as u64) % n as u64) as usize);
+                p.replica = r;
                 replicas[r].outbox.push(Transaction {
                     client: id,
                     nonce,
@@ -261,8 +296,29 @@ pub fn run(args: ClientArgs) -> Result<ExitCode> {
                 });
             }
         }
-        for (i, r) in replicas.iter_mut().enumerate() {
-            flush(r).with_context(|| format!("sending to replica {i}"))?;
+        for i in 0..n {
+            if let Err(e) = flush(&mut replicas[i]) {
+                let generation = replicas[i].generation;
+                let _ = tx_events.send(Event::Closed(i, generation, format!("send failed: {e:#}")));
+            }
+            let r = &mut replicas[i];
+            if r.stream.is_none() && now >= r.next_attempt {
+                r.next_attempt = now + RECONNECT_EVERY;
+                let generation = r.generation + 1;
+                if let Ok(s) = connect(
+                    id,
+                    i,
+                    r.addr,
+                    &committee,
+                    &tx_events,
+                    generation,
+                    Duration::ZERO,
+                ) {
+                    eprintln!("client: replica {i} is back");
+                    r.stream = Some(s);
+                    r.generation = generation;
+                }
+            }
         }
 
         // Receipts.
@@ -322,8 +378,20 @@ pub fn run(args: ClientArgs) -> Result<ExitCode> {
                 Event::Reply(from, ClientReply::Identity { .. }) => {
                     eprintln!("client: replica {from} sent a second identity; ignored");
                 }
-                Event::Closed(from, why) => {
-                    bail!("replica {from} closed the connection: {why}");
+                Event::Closed(from, generation, why) => {
+                    let r = &mut replicas[from];
+                    if r.generation == generation && r.stream.is_some() {
+                        eprintln!("client: replica {from} went away ({why}); resending its transactions to the others");
+                        r.stream = None;
+                        r.outbox.clear();
+                        r.next_attempt = Instant::now() + RECONNECT_EVERY;
+                        retry.extend(
+                            pending
+                                .iter()
+                                .filter(|(_, p)| p.replica == from)
+                                .map(|(&nonce, _)| nonce),
+                        );
+                    }
                 }
             }
             got = events.try_recv().ok();
@@ -384,6 +452,25 @@ pub fn run(args: ClientArgs) -> Result<ExitCode> {
         summary.outstanding,
         summary.resent
     );
+    if !pending.is_empty() {
+        let mut left: Vec<_> = pending.iter().collect();
+        left.sort_by_key(|(n, _)| **n);
+        let show: Vec<String> = left
+            .iter()
+            .take(5)
+            .map(|(n, p)| {
+                format!(
+                    "nonce {n} (last sent to replica {}, {} resends)",
+                    p.replica, p.attempt
+                )
+            })
+            .collect();
+        eprintln!(
+            "client: not committed: {}{}",
+            show.join(", "),
+            if left.len() > 5 { ", ..." } else { "" }
+        );
+    }
     if let Some(path) = &args.json {
         std::fs::write(path, summary.to_json())
             .with_context(|| format!("cannot write {}", path.display()))?;
@@ -429,8 +516,10 @@ fn connect(
     addr: SocketAddr,
     committee: &Committee,
     events: &mpsc::Sender<Event>,
+    generation: u64,
+    patience: Duration,
 ) -> Result<TcpStream> {
-    let deadline = Instant::now() + CONNECT_PATIENCE;
+    let deadline = Instant::now() + patience;
     let mut stream = loop {
         match TcpStream::connect(addr) {
             Ok(s) => break s,
@@ -450,7 +539,7 @@ fn connect(
         &Frame::encode(&ClientRequest::Challenge(nonce))?,
     )?;
     let mut reader = stream.try_clone()?;
-    reader.set_read_timeout(Some(Duration::from_secs(10)))?;
+    reader.set_read_timeout(Some(Duration::from_secs(5)))?;
     let mut frames = FrameReader::new();
     let mut buf = vec![0u8; 64 * 1024];
     let body = loop {
@@ -477,12 +566,13 @@ fn connect(
     let events = events.clone();
     std::thread::Builder::new()
         .name(format!("client-rx-{i}"))
-        .spawn(move || read_loop(i, reader, frames, buf, events))?;
+        .spawn(move || read_loop(i, generation, reader, frames, buf, events))?;
     Ok(stream)
 }
 
 fn read_loop(
     i: usize,
+    generation: u64,
     mut s: TcpStream,
     mut frames: FrameReader,
     mut buf: Vec<u8>,
@@ -498,26 +588,27 @@ fn read_loop(
                         }
                     }
                     Err(e) => {
-                        let _ = events.send(Event::Closed(i, format!("bad frame: {e}")));
+                        let _ =
+                            events.send(Event::Closed(i, generation, format!("bad frame: {e}")));
                         return;
                     }
                 },
                 Ok(None) => break,
                 Err(e) => {
-                    let _ = events.send(Event::Closed(i, format!("bad frame: {e}")));
+                    let _ = events.send(Event::Closed(i, generation, format!("bad frame: {e}")));
                     return;
                 }
             }
         }
         match s.read(&mut buf) {
             Ok(0) => {
-                let _ = events.send(Event::Closed(i, "end of stream".into()));
+                let _ = events.send(Event::Closed(i, generation, "end of stream".into()));
                 return;
             }
             Ok(k) => frames.extend(&buf[..k]),
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) => {
-                let _ = events.send(Event::Closed(i, e.to_string()));
+                let _ = events.send(Event::Closed(i, generation, e.to_string()));
                 return;
             }
         }
@@ -525,13 +616,16 @@ fn read_loop(
 }
 
 fn flush(r: &mut Replica) -> Result<()> {
+    let Some(stream) = r.stream.as_mut() else {
+        return Ok(());
+    };
     if r.outbox.is_empty() {
         return Ok(());
     }
     let txs = std::mem::take(&mut r.outbox);
     for chunk in txs.chunks(SUBMIT_CHUNK) {
         let frame = Frame::encode(&ClientRequest::Submit(chunk.to_vec()))?;
-        write_frame(&mut r.stream, &frame)?;
+        write_frame(stream, &frame)?;
     }
     Ok(())
 }

@@ -23,6 +23,21 @@
 //!
 //! At exit the node prints one JSON line of counters to stdout.
 //!
+//! ## What survives a crash
+//!
+//! - The protocol's safety state ([`DurableCell`] under `<data>/safety`): a restarted
+//!   node never votes against what it voted before.
+//! - The committed chain: every committed block is appended to a [`BatchLog`] under
+//!   `<data>/chain` (keyed by block digest, checksummed, synced before `append`
+//!   returns) before its receipts go out. At start the node replays it: the at-most-once
+//!   ledger is rebuilt, so a transaction executed before the crash is never executed
+//!   again, and the node reports the height it recovered to. A torn tail (a crash in
+//!   the middle of an append) is cut by the log's recovery; that block was not yet
+//!   acknowledged to anyone by this node, and the protocol commits it again.
+//! - Blocks committed by the others while the node was down reach it through the
+//!   protocol's own catch-up (a proposal whose ancestors are unknown makes the replica
+//!   fetch them from the proposer).
+//!
 //! ## Placement
 //!
 //! This runner executes the *compact* plan: every role on one shard. That is the right
@@ -40,14 +55,16 @@ use crate::driver::{Driver, DriverError, Env};
 use crate::placement::Placement;
 use crate::wire::Wire;
 use olympus_crypto::{Committee, Keypair, Scheme};
-use olympus_mempool::{Admission, Batcher, BatcherConfig, DurableCell, SubmitError};
+use olympus_mempool::{
+    Admission, BatchLog, Batcher, BatcherConfig, DurableCell, LogConfig, SubmitError,
+};
 use olympus_net::{ClientConn, Frame, Incoming, NetConfig, NetHandle, Network};
 use olympus_protocols::{BatchRef, Commit, Protocol, ReplicaConfig};
 use olympus_types::client::{
     identity_statement, ClientReply, ClientRequest, MAX_RECEIPT_NONCES, MAX_SUBMIT_TXS,
 };
 use olympus_types::config::NodeConfig;
-use olympus_types::{Batch, NodeId, Payload, PublicKeyBytes, Signature};
+use olympus_types::{Batch, Block, NodeId, Payload, PublicKeyBytes, Signature};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -85,6 +102,37 @@ pub enum NodeError {
     Driver(#[from] DriverError),
     #[error("executor: {0}")]
     Executor(String),
+    #[error("chain log: {0}")]
+    Chain(String),
+}
+
+/// Opens the chain log and replays it into a fresh ledger.
+fn open_chain(
+    dir: &std::path::Path,
+    report: &mut NodeReport,
+) -> Result<(BatchLog, Ledger), NodeError> {
+    let chain_err = |e: &dyn std::fmt::Display| NodeError::Chain(format!("{}: {e}", dir.display()));
+    let (log, recovery) = BatchLog::open(LogConfig::new(dir)).map_err(|e| chain_err(&e))?;
+    if let Some(cut) = &recovery.truncated {
+        eprintln!("chain log {}: cut a torn tail: {cut:?}", dir.display());
+    }
+    let mut ledger = Ledger::default();
+    let digests: Vec<_> = log.records().map(|(_, d)| d).collect();
+    for d in digests {
+        let bytes = log
+            .get(&d)
+            .ok_or_else(|| chain_err(&"a listed record cannot be read"))?;
+        let block = Block::from_bytes(&bytes).map_err(|e| chain_err(&e))?;
+        report.recovered_blocks += 1;
+        report.committed_height = report.committed_height.max(block.height);
+        for tx in block.inline_txs() {
+            if ledger.execute(tx.client, tx.nonce) {
+                report.recovered_txs += 1;
+            }
+        }
+    }
+    report.ledger_txs = report.recovered_txs;
+    Ok((log, ledger))
 }
 
 /// How to run a node.
@@ -103,11 +151,20 @@ pub struct NodeSettings {
 #[derive(Clone, Debug, Default)]
 pub struct NodeReport {
     pub node: u16,
+    /// Blocks and transactions replayed from the chain log at start.
+    pub recovered_blocks: u64,
+    pub recovered_txs: u64,
+    /// Height of the last committed block (recovered or new).
+    pub committed_height: u64,
+    /// Distinct transactions in the committed chain (recovered and new).
+    pub ledger_txs: u64,
     pub committed_blocks: u64,
     pub committed_txs: u64,
     pub duplicate_txs: u64,
     pub accepted_txs: u64,
     pub busy_txs: u64,
+    /// Resubmitted transactions proposed again because their first block was lost.
+    pub readmitted_txs: u64,
     pub invalid_frames: u64,
     pub bad_signatures: u64,
     pub receipts_dropped: u64,
@@ -121,16 +178,22 @@ impl NodeReport {
     /// One JSON object (no external serializer needed: every field is a number).
     pub fn to_json(&self) -> String {
         format!(
-            "{{\"node\":{},\"committed_blocks\":{},\"committed_txs\":{},\"duplicate_txs\":{},\
-             \"accepted_txs\":{},\"busy_txs\":{},\"invalid_frames\":{},\"bad_signatures\":{},\
+            "{{\"node\":{},\"recovered_blocks\":{},\"recovered_txs\":{},\
+             \"committed_height\":{},\"ledger_txs\":{},\"committed_blocks\":{},\"committed_txs\":{},\"duplicate_txs\":{},\
+             \"accepted_txs\":{},\"busy_txs\":{},\"readmitted_txs\":{},\"invalid_frames\":{},\"bad_signatures\":{},\
              \"receipts_dropped\":{},\"persists\":{},\"messages_sent\":{},\"timers_fired\":{},\
              \"uptime_s\":{:.3}}}",
             self.node,
+            self.recovered_blocks,
+            self.recovered_txs,
+            self.committed_height,
+            self.ledger_txs,
             self.committed_blocks,
             self.committed_txs,
             self.duplicate_txs,
             self.accepted_txs,
             self.busy_txs,
+            self.readmitted_txs,
             self.invalid_frames,
             self.bad_signatures,
             self.receipts_dropped,
@@ -280,24 +343,37 @@ async fn main_loop<P: NodeProtocol>(
     })
     .map_err(|e| NodeError::Config(e.to_string()))?;
 
+    let mut report = NodeReport {
+        node: cfg.id,
+        ..NodeReport::default()
+    };
+    let (chain, ledger) = open_chain(&cfg.data_dir.join("chain"), &mut report)?;
+    eprintln!(
+        "olympus node {}: chain log: {} blocks, {} transactions recovered (height {})",
+        cfg.id, report.recovered_blocks, report.recovered_txs, report.committed_height
+    );
     let start = Instant::now();
     let mut env = NodeEnv {
         net: &net,
         cell,
-        ledger: Ledger::default(),
+        chain,
+        ledger,
         clients: HashMap::new(),
-        report: NodeReport {
-            node: cfg.id,
-            ..NodeReport::default()
-        },
+        report,
+        fatal: None,
     };
     let mut pool = Pool {
         batcher,
         stalled: None,
+        readmit: Default::default(),
     };
     driver.start(start.elapsed(), &mut env)?;
 
     while !SHUTDOWN.load(Ordering::SeqCst) {
+        if let Some(e) = env.fatal.take() {
+            net.shutdown().await;
+            return Err(NodeError::Chain(e));
+        }
         let now = start.elapsed();
         driver.fire_timers(now, &mut env)?;
         if let Err(e) = pool.batcher.tick(now) {
@@ -418,10 +494,20 @@ fn handle<P: NodeProtocol>(
                     env.remember_client(client, conn);
                     let now = start.elapsed();
                     let mut busy = Vec::new();
+                    let mut readmit = Vec::new();
                     for tx in txs {
                         let nonce = tx.nonce;
+                        let again = tx.clone();
                         match pool.batcher.submit(tx, now) {
                             Ok(Admission::Accepted) => {}
+                            // Seen before. If it never executed, the block that carried
+                            // it was lost (a view that failed): propose it again. The
+                            // ledger keeps execution at most once either way.
+                            Ok(Admission::Duplicate | Admission::Stale)
+                                if !env.ledger.executed(client, nonce) =>
+                            {
+                                readmit.push(again)
+                            }
                             Ok(Admission::Duplicate | Admission::Stale) => {
                                 env.report.duplicate_txs += 1
                             }
@@ -430,6 +516,13 @@ fn handle<P: NodeProtocol>(
                                 env.report.invalid_frames += 1;
                                 env.net.report_invalid(origin);
                             }
+                        }
+                    }
+                    if !readmit.is_empty() {
+                        env.report.readmitted_txs += readmit.len() as u64;
+                        let batch = BatchRef::new(Batch::new(readmit));
+                        if pool.readmit.len() < MAX_PENDING_BATCHES {
+                            pool.readmit.push_back(batch);
                         }
                     }
                     if !busy.is_empty() {
@@ -448,6 +541,8 @@ fn handle<P: NodeProtocol>(
 struct Pool {
     batcher: Batcher,
     stalled: Option<BatchRef>,
+    /// Resubmitted transactions whose earlier block was lost (bounded).
+    readmit: std::collections::VecDeque<BatchRef>,
 }
 
 impl Pool {
@@ -459,7 +554,7 @@ impl Pool {
         env: &mut NodeEnv<'_>,
     ) -> Result<(), DriverError> {
         loop {
-            let batch = match self.stalled.take() {
+            let batch = match self.stalled.take().or_else(|| self.readmit.pop_front()) {
                 Some(b) => b,
                 None => match self.batcher.pop() {
                     Some(sealed) => match sealed.decode() {
@@ -503,6 +598,13 @@ struct ClientLedger {
 }
 
 impl Ledger {
+    /// Whether `(client, nonce)` was executed.
+    pub fn executed(&self, client: u64, nonce: u64) -> bool {
+        self.clients
+            .get(&client)
+            .is_some_and(|l| nonce < l.below || l.above.contains(&nonce))
+    }
+
     /// Marks `(client, nonce)` executed; false if it already was.
     pub fn execute(&mut self, client: u64, nonce: u64) -> bool {
         if !self.clients.contains_key(&client) && self.clients.len() >= MAX_LEDGER_CLIENTS {
@@ -529,9 +631,12 @@ impl Ledger {
 struct NodeEnv<'a> {
     net: &'a NetHandle,
     cell: DurableCell,
+    chain: BatchLog,
     ledger: Ledger,
     clients: HashMap<u64, ClientConn>,
     report: NodeReport,
+    /// An error that must stop the node (the chain log failed).
+    fatal: Option<String>,
 }
 
 impl NodeEnv<'_> {
@@ -584,6 +689,16 @@ impl<P: NodeProtocol> Env<P> for NodeEnv<'_> {
 
     fn commit(&mut self, c: Commit) {
         self.report.committed_blocks += 1;
+        self.report.committed_height = self.report.committed_height.max(c.block.height);
+        // Durable before any receipt leaves. A failure stops the node: it could no
+        // longer recover what it acknowledged.
+        let logged = Block::to_bytes(&c.block)
+            .map_err(|e| e.to_string())
+            .and_then(|b| self.chain.append(c.digest, &b).map_err(|e| e.to_string()));
+        if let Err(e) = logged {
+            self.fatal.get_or_insert(e);
+            return;
+        }
         let Payload::Inline(batches) = &c.block.payload else {
             return;
         };
@@ -591,6 +706,7 @@ impl<P: NodeProtocol> Env<P> for NodeEnv<'_> {
         for tx in batches.iter().flat_map(|b: &Batch| b.txs.iter()) {
             if self.ledger.execute(tx.client, tx.nonce) {
                 self.report.committed_txs += 1;
+                self.report.ledger_txs += 1;
                 receipts.entry(tx.client).or_default().push(tx.nonce);
             } else {
                 self.report.duplicate_txs += 1;
@@ -630,7 +746,9 @@ mod tests {
         assert!(!l.execute(1, 0));
         assert!(l.execute(1, 2));
         assert!(l.execute(2, 0), "clients are independent");
+        assert!(!l.executed(1, 1));
         assert!(l.execute(1, 1));
+        assert!(l.executed(1, 1) && l.executed(1, 0) && !l.executed(1, 3));
         assert!(!l.execute(1, 2));
         let c = &l.clients[&1];
         assert_eq!(
