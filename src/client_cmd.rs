@@ -296,12 +296,14 @@ pub fn run(args: ClientArgs) -> Result<ExitCode> {
                 });
             }
         }
-        for i in 0..n {
-            if let Err(e) = flush(&mut replicas[i]) {
-                let generation = replicas[i].generation;
-                let _ = tx_events.send(Event::Closed(i, generation, format!("send failed: {e:#}")));
+        for (i, r) in replicas.iter_mut().enumerate() {
+            if let Err(e) = flush(r) {
+                let _ = tx_events.send(Event::Closed(
+                    i,
+                    r.generation,
+                    format!("send failed: {e:#}"),
+                ));
             }
-            let r = &mut replicas[i];
             if r.stream.is_none() && now >= r.next_attempt {
                 r.next_attempt = now + RECONNECT_EVERY;
                 let generation = r.generation + 1;
