@@ -6,14 +6,16 @@
 //! - **Leaders.** `leader(v) = v mod n` ([`RoundRobin`]). The leader of view `v` proposes a
 //!   block `B` with `B.parent = B.justify.block`, `B.height = B.justify.height + 1`,
 //!   where `B.justify` is the highest QC it knows. It proposes in `v` on a QC for `v − 1`
-//!   (formed from the votes sent to it) or on a timeout certificate (TC) for `v − 1`,
-//!   which the proposal then carries.
+//!   (formed from the votes sent to it, or carried by timeouts) or on a timeout
+//!   certificate (TC) for `v − 1` (formed from the timeouts sent to it, or forwarded to
+//!   it), which the proposal then carries.
 //! - **Voting (the voter half).** A replica in view `v` votes for the first valid
 //!   proposal `B` of `leader(v)` with `B.view = v > last_voted` if `B` extends the locked
 //!   block, or `B.justify.view > locked.view` (the liveness escape). It persists
-//!   `last_voted` (and the lock) before the vote leaves, and sends the vote to
-//!   `leader(v + 1)`. A QC is 2f+1 votes on `(view, height, block)` aggregated into one
-//!   BLS signature.
+//!   `last_voted` and the signed vote itself (`Safety::last_vote`, with the lock) before
+//!   the vote leaves, and sends the vote to `leader(v + 1)` only: the happy path stays
+//!   linear, one vote signature to check per vote. A QC is 2f+1 votes on
+//!   `(view, height, block)` aggregated into one BLS signature.
 //! - **Locking and commit.** On every QC for a block `b''` with `b' = b''.justify.block`
 //!   and `b = b'.justify.block`: lock on `b''.justify` if its view is higher than the
 //!   lock's; if `b'' → b' → b` are direct parent links *in consecutive views*, commit `b`
@@ -21,17 +23,50 @@
 //!   failed view with dummy blocks so that heights equal views and "direct parent" means
 //!   "consecutive view"; here every block's parent is its justify block, so the rule is
 //!   stated on views directly, as in LibraBFT's three-chain.)
-//! - **Views.** A replica enters `v + 1` on a QC or a TC for `v`, or on a valid proposal
-//!   for `v + 1` justified by one. On its view timer it broadcasts a signed timeout for
-//!   its view carrying its highest QC and stops voting in that view (`last_voted := v`,
-//!   persisted); 2f+1 timeouts for `v` form a TC. Receiving f+1 timeouts for a view at
-//!   least its own makes a replica time out too (so views resynchronise after a
-//!   partition). The view timeout doubles after each view that ended by timeout and
-//!   resets on progress ([`Pacemaker`]).
+//! - **Timeouts.** On its view timer a replica stops voting in its view `v`
+//!   (`last_voted := v`, persisted) and broadcasts a [`Timeout`] for `v`, signed over `v`,
+//!   carrying
+//!   1. its highest QC;
+//!   2. its highest TC (`high_tc`: normally the TC that took it into `v`);
+//!   3. its latest vote (`last_vote`): the signed vote of the highest view it voted in,
+//!      exactly as it was persisted and sent.
+//!
+//!   [`HotStuff::verify`] checks all of it: the timeout's signature, the QC, the TC (2f+1
+//!   signatures, for a view below `v`), and the vote's signature, which must be the
+//!   timeout sender's own, for a view at most `v`. The timer re-sends the timeout while
+//!   the view lasts (the first may have been lost).
+//! - **QCs from timeouts.** Every leader half feeds the votes carried by the timeouts it
+//!   receives into its vote collector (those above its highest QC), whichever leader they
+//!   were first sent to. So when `leader(v + 1)` is silent or cut off, the votes of view
+//!   `v` still make `QC(v)` at the next leader to collect timeouts: `leader(v + 2)`,
+//!   proposing on `TC(v + 1)`, justifies its block by `QC(v)`, and the commit rule fires
+//!   on that QC. (At n = 4 with a silent replica, the three-chain `b₁ ← b₂ ← b₃` of three
+//!   consecutive honest leaders never got the QC on `b₃`, which its silent successor
+//!   should form, so nothing ever committed.) A leader that completes `QC(v − 1)` this
+//!   way for a view `v` it leads proposes in `v`, if it has not yet.
+//! - **Views.** A replica enters `v + 1` on a QC or a TC for a view `v` at least its own:
+//!   a QC in a proposal or a timeout; a TC it aggregated itself from 2f+1 timeouts for `v`,
+//!   or found in a proposal, in a timeout's `high_tc`, or in a forwarded [`HsMsg::Tc`].
+//!   A replica that enters a view by a TC that the view's leader may lack (one it formed
+//!   itself or found in a timeout) forwards it to that leader, which proposes on it if it
+//!   has not proposed in the view. Because timeouts carry the high TC, a replica that
+//!   missed the TC others entered a view by catches up from their next timeout (at n = 7
+//!   views deadlocked: the replicas that had entered `v + 1` by a TC were too few to make a
+//!   TC for `v + 1` or to trigger the f+1 rule, and the others could never again collect
+//!   2f+1 timeouts for `v`). Receiving f+1 timeouts for a view at least its own makes a
+//!   replica time out too. The view timeout doubles after each view that ended by timeout
+//!   and resets on progress ([`Pacemaker`]).
+//! - **Restart.** `Safety` also holds the highest QC and TC and the last vote. They are
+//!   written with every persist that happens anyway (before each vote and each first
+//!   timeout of a view), never on their own. A restarted replica resumes in
+//!   `max(last_voted, high_qc.view + 1, high_tc.view + 1)`: a view it can prove to the
+//!   others, whose timeouts therefore bring them along.
 //! - **Catch-up.** A proposal whose parent is unknown is buffered (bounded) and the
-//!   parent is fetched from the sender, which answers with up to [`MAX_FETCH_BLOCKS`]
-//!   blocks ending at it. Fetched blocks are self-certifying through the hash chain; the
-//!   certificates inside them are still verified.
+//!   parent is fetched from the sender and from one signer of the QC on the parent (an
+//!   honest signer voted for the parent so it has it; a restarted proposer may not). A
+//!   replica answers a fetch with up to [`MAX_FETCH_BLOCKS`] blocks ending at the asked
+//!   block. Fetched blocks are self-certifying through the hash chain; the certificates
+//!   inside them are still verified.
 //!
 //! ## Why it is safe
 //!
@@ -44,15 +79,54 @@
 //! that does not extend `b` in a view in `(v+1, ...)` lower than our lowest one, or one
 //! of views `v+1`/`v+2`, which are on `b` (one vote per view and quorum intersection).
 //! Contradiction; so every certified block above `v+2` extends `b`, and so does every
-//! block committed later. This is the paper's argument. Persisting `last_voted` and the lock before every vote keeps it true
-//! across crashes. The simulator checks it under crashes, partitions and Twins.
+//! block committed later. This is the paper's argument. Persisting `last_voted` and the
+//! lock before every vote keeps it true across crashes. The simulator checks it under
+//! crashes, partitions and Twins.
+//!
+//! The argument uses only two facts about honest replicas: each signs at most one vote
+//! per view, and only as the vote rule allows, after processing the proposal's justify
+//! QC (its lock). It does not care who aggregates a QC, nor how a replica came to be in
+//! the view it votes in. The liveness rules keep both facts:
+//!
+//! - **A vote carried by a timeout is not a new vote.** For an honest sender it is the
+//!   very vote it signed, persisted (`last_voted` and `last_vote`, in one persist) and
+//!   sent to `leader(v + 1)` before; `verify` accepts it only as the timeout sender's own
+//!   signed vote. The set of honest signed votes is unchanged, so any QC made of carried
+//!   votes could have been made by the vote's own leader; forming it elsewhere changes
+//!   nothing in the argument. (The simulator's double-vote checker sees carried votes
+//!   too: a timeout's [`Message::signed_vote`] is its carried vote.)
+//! - **A TC changes no vote.** Neither `last_voted`, the lock, nor the vote rule look at
+//!   TCs or at how a view was entered. Entering a higher view by a TC (formed, carried,
+//!   forwarded or restored) only moves the one view a replica may vote in upwards; it
+//!   still votes at most once per view, never in a view at or below `last_voted`, and
+//!   only for a block that extends its lock or is justified by a higher QC. Forwarding a
+//!   TC signs nothing. A TC needs 2f+1 timeout signatures, so f Byzantine replicas cannot
+//!   forge one (and one would only skip views: liveness, not safety).
+//! - **Restored certificates** only choose the view a restarted replica resumes in, at
+//!   least `last_voted`, so it never votes again in a view it voted or timed out in.
+//!
+//! ## Why it is live
+//!
+//! After the network stabilises (GST): take the highest view `V` an honest replica is
+//! in. It entered `V` by a certificate for `V − 1`, which it holds (persisted, across a
+//! restart), or by the f+1 rule, i.e. after some honest replica that entered `V` by a
+//! certificate. Its timeouts, re-sent every view timer, carry that certificate, so every
+//! honest replica reaches `V`; their 2f+1 timeouts for `V` then form `TC(V)` everywhere
+//! and all enter `V + 1` within one message delay, and `leader(V + 1)` has the TC
+//! (its own, or forwarded). With n = 3f+1 and round-robin leaders, the f Byzantine
+//! replicas split the 2f+1 honest ones into at most f runs of consecutive views, so some
+//! run is at least three views long: three consecutive honest proposals, each certified
+//! once the backed-off timeout exceeds the round trip; the QC on the third is formed by
+//! the next leader, or, if it is silent, from the carried votes by the first honest
+//! leader after it, and the commit rule fires on it.
 //!
 //! ## Leader and voter halves
 //!
-//! The [`Leader`] half only sees votes and timeouts: it builds QCs and TCs and proposes.
-//! The [`Voter`] half sees proposals, timeouts and block fetches: it keeps the block tree,
-//! the safety rules, the view and the signing of votes and timeouts. They never share
-//! state; a voter sends its vote to its own leader half like to any other.
+//! The [`Leader`] half only sees votes, timeouts and forwarded TCs: it builds QCs and TCs
+//! and proposes. The [`Voter`] half sees proposals, timeouts, forwarded TCs and block
+//! fetches: it keeps the block tree, the safety rules, the view and the signing of votes
+//! and timeouts, and aggregates the TCs it enters views by. They never share state; a
+//! voter sends its vote to its own leader half like to any other.
 
 use crate::blocktree::{BlockTree, CommitError};
 use crate::contract::{
@@ -110,12 +184,21 @@ pub struct Vote {
     pub signature: Signature,
 }
 
-/// A signed timeout for `view`, carrying the sender's highest QC.
+/// A signed timeout for `view`, carrying the sender's highest QC, its highest TC and its
+/// latest vote. Only `view` is signed by the timeout itself: the QC and the TC are
+/// certificates and the vote is the sender's own signed vote, each checked on its own.
 #[derive(Archive, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
 #[rkyv(derive(Debug))]
 pub struct Timeout {
     pub view: View,
     pub high_qc: QuorumCert,
+    /// The highest TC the sender knows (view below `view`): normally the one that took
+    /// it into `view`. Lets a receiver that missed it enter the view too.
+    pub high_tc: Option<TimeoutCert>,
+    /// The sender's vote in the highest view it voted in (view at most `view`), exactly
+    /// as it was persisted and sent. Lets any leader form the QC that the vote's own
+    /// leader (silent, or cut off) never formed.
+    pub last_vote: Option<Vote>,
     pub sender: NodeId,
     pub signature: Signature,
 }
@@ -126,7 +209,10 @@ pub struct Timeout {
 pub enum HsMsg {
     Propose(Box<Proposal>),
     Vote(Vote),
-    Timeout(Timeout),
+    Timeout(Box<Timeout>),
+    /// A TC, forwarded to the leader of the view after it by a replica that entered that
+    /// view by it.
+    Tc(TimeoutCert),
     /// Asks for the block with this digest and its ancestors.
     Fetch(Digest),
     /// Blocks answering a fetch, oldest first.
@@ -138,7 +224,7 @@ impl Message for HsMsg {
         match self {
             HsMsg::Propose(_) | HsMsg::Fetch(_) | HsMsg::Blocks(_) => Dest::Voter,
             HsMsg::Vote(_) => Dest::Leader,
-            HsMsg::Timeout(_) => Dest::Both,
+            HsMsg::Timeout(_) | HsMsg::Tc(_) => Dest::Both,
         }
     }
     fn kind(&self) -> &'static str {
@@ -146,6 +232,7 @@ impl Message for HsMsg {
             HsMsg::Propose(_) => "propose",
             HsMsg::Vote(_) => "vote",
             HsMsg::Timeout(_) => "timeout",
+            HsMsg::Tc(_) => "tc",
             HsMsg::Fetch(_) => "fetch",
             HsMsg::Blocks(_) => "blocks",
         }
@@ -153,6 +240,13 @@ impl Message for HsMsg {
     fn signed_vote(&self) -> Option<SignedVote> {
         match self {
             HsMsg::Vote(v) => Some(SignedVote {
+                signer: v.voter,
+                view: v.view,
+                block: v.block,
+            }),
+            // The vote a timeout carries is its sender's own (`verify` checks it), the same
+            // one it sent before: reporting it lets a checker see that it is.
+            HsMsg::Timeout(t) => t.last_vote.map(|v| SignedVote {
                 signer: v.voter,
                 view: v.view,
                 block: v.block,
@@ -172,6 +266,14 @@ pub struct Safety {
     pub locked: QuorumCert,
     /// The last committed block (digest, height, view): where a restart resumes.
     pub committed: (Digest, Height, View),
+    /// The highest QC seen (at least `locked`). Not a safety rule: it lets a restarted
+    /// replica prove the view it resumes in (liveness).
+    pub high_qc: QuorumCert,
+    /// The highest TC seen, for the same reason.
+    pub high_tc: Option<TimeoutCert>,
+    /// This replica's vote in view `last_vote.view`, the highest view it voted in: what
+    /// its timeouts carry. Set, with `last_voted`, before the vote leaves.
+    pub last_vote: Option<Vote>,
 }
 
 /// The statement a vote signs.
@@ -301,11 +403,41 @@ impl Protocol for HotStuff {
                         "timeout's QC not below its view".into(),
                     ));
                 }
+                if t.high_tc.is_some_and(|tc| tc.view >= t.view) {
+                    return Err(VerifyError::Malformed(
+                        "timeout's TC not below its view".into(),
+                    ));
+                }
+                if let Some(v) = &t.last_vote {
+                    if v.voter != t.sender {
+                        return Err(VerifyError::Malformed(
+                            "timeout carries another replica's vote".into(),
+                        ));
+                    }
+                    if v.view > t.view || v.view == 0 {
+                        return Err(VerifyError::Malformed(
+                            "timeout's vote not in a view up to its own".into(),
+                        ));
+                    }
+                }
                 committee
                     .verify(t.sender, &timeout_statement(t.view), &t.signature)
                     .map_err(|_| VerifyError::BadSignature(t.sender))?;
+                if let Some(v) = &t.last_vote {
+                    committee
+                        .verify(
+                            v.voter,
+                            &vote_statement(v.view, v.height, &v.block),
+                            &v.signature,
+                        )
+                        .map_err(|_| VerifyError::BadSignature(v.voter))?;
+                }
                 verify_qc(&t.high_qc, committee)?;
+                if let Some(tc) = &t.high_tc {
+                    verify_tc(tc, committee)?;
+                }
             }
+            HsMsg::Tc(tc) => verify_tc(tc, committee)?,
             HsMsg::Fetch(_) => {}
             HsMsg::Blocks(blocks) => {
                 if blocks.len() > MAX_FETCH_BLOCKS {
@@ -327,7 +459,7 @@ impl Protocol for HotStuff {
     ) -> (Leader, Voter) {
         (
             Leader::new(cfg, key.clone(), committee.clone()),
-            Voter::new(cfg, key, restored),
+            Voter::new(cfg, key, committee, restored),
         )
     }
 }
@@ -350,7 +482,7 @@ pub struct Leader {
     timeouts: Collector<View, (Signature, QuorumCert)>,
     pending: VecDeque<BatchRef>,
     max_pending: usize,
-    max_batches: usize,
+    cfg: ReplicaConfig,
 }
 
 impl Leader {
@@ -367,9 +499,7 @@ impl Leader {
             timeouts: Collector::new(q, MAX_COLLECTING_VIEWS),
             pending: VecDeque::new(),
             max_pending: cfg.max_pending_batches,
-            max_batches: cfg
-                .max_batches_per_block
-                .min(olympus_types::limits::MAX_BATCHES_PER_BLOCK),
+            cfg: cfg.clone(),
         }
     }
 
@@ -384,16 +514,42 @@ impl Leader {
         }
     }
 
+    /// Counts a vote (sent to this leader, or carried by a timeout); on a quorum, forms
+    /// the QC and, if this replica leads the next view, proposes in it.
+    fn on_vote(&mut self, v: Vote, cx: &mut Cx) {
+        let key = (v.view, v.height, v.block);
+        if let Some(q) = self.votes.add(key, v.voter, v.signature) {
+            let sig = self.committee.aggregate_unchecked(&q);
+            let qc = QuorumCert {
+                view: v.view,
+                height: v.height,
+                block: v.block,
+                sig,
+            };
+            cx.event(Event::CertificateFormed {
+                view: v.view,
+                block: v.block,
+            });
+            self.raise_high_qc(&qc);
+            self.propose(v.view + 1, None, cx);
+        }
+    }
+
+    /// A TC for `view − 1`, formed elsewhere: if this replica leads `view` and has not
+    /// proposed in it, it proposes on the TC.
+    fn on_tc(&mut self, tc: TimeoutCert, cx: &mut Cx) {
+        self.propose(tc.view + 1, Some(tc), cx);
+    }
+
     fn propose(&mut self, view: View, tc: Option<TimeoutCert>, cx: &mut Cx) {
         if view <= self.last_proposed || self.election.leader(view) != self.id {
             return;
         }
-        let take = self.pending.len().min(self.max_batches);
-        let batches: Vec<_> = self
-            .pending
-            .drain(..take)
+        let batches: Vec<_> = crate::contract::take_for_block(&mut self.pending, &self.cfg)
+            .into_iter()
             .map(|b| (*b.batch).clone())
             .collect();
+        let take = batches.len();
         let justify = self.high_qc;
         let block = Block {
             parent: justify.block,
@@ -434,25 +590,20 @@ impl Half<HsMsg, Safety> for Leader {
                 if self.election.leader(v.view + 1) != self.id || v.view < self.last_proposed {
                     return;
                 }
-                let key = (v.view, v.height, v.block);
-                if let Some(q) = self.votes.add(key, v.voter, v.signature) {
-                    let sig = self.committee.aggregate_unchecked(&q);
-                    let qc = QuorumCert {
-                        view: v.view,
-                        height: v.height,
-                        block: v.block,
-                        sig,
-                    };
-                    cx.event(Event::CertificateFormed {
-                        view: v.view,
-                        block: v.block,
-                    });
-                    self.raise_high_qc(&qc);
-                    self.propose(v.view + 1, None, cx);
-                }
+                self.on_vote(v, cx);
             }
             HsMsg::Timeout(t) => {
                 self.raise_high_qc(&t.high_qc);
+                // The sender's latest vote: any leader may complete a QC with it (the
+                // vote's own leader may be silent). Only a QC above ours is of use.
+                if let Some(v) = t.last_vote {
+                    if v.view > self.high_qc.view {
+                        self.on_vote(v, cx);
+                    }
+                }
+                if let Some(tc) = t.high_tc {
+                    self.on_tc(tc, cx);
+                }
                 if self.election.leader(t.view + 1) != self.id || t.view < self.last_proposed {
                     return;
                 }
@@ -468,6 +619,7 @@ impl Half<HsMsg, Safety> for Leader {
                     self.propose(t.view + 1, Some(tc), cx);
                 }
             }
+            HsMsg::Tc(tc) => self.on_tc(tc, cx),
             _ => {}
         }
     }
@@ -492,20 +644,28 @@ pub struct Voter {
     id: NodeId,
     n: usize,
     key: Arc<Keypair>,
+    committee: Arc<Committee>,
     election: RoundRobin,
     view: View,
+    /// The safety rules' state, and the highest QC and TC and the last vote, which are
+    /// persisted with it.
     safety: Safety,
-    high_qc: QuorumCert,
     tree: BlockTree,
     /// Proposals waiting for an ancestor, by the digest they wait for.
     buffered: BTreeMap<View, (NodeId, Proposal)>,
     requested: HashSet<Digest>,
-    timeouts: Collector<View, ()>,
+    /// Timeouts for views at least ours, aggregated into a TC on a quorum.
+    timeouts: Collector<View, Signature>,
     pacemaker: Pacemaker,
 }
 
 impl Voter {
-    pub fn new(cfg: &ReplicaConfig, key: Arc<Keypair>, restored: Option<Safety>) -> Self {
+    pub fn new(
+        cfg: &ReplicaConfig,
+        key: Arc<Keypair>,
+        committee: Arc<Committee>,
+        restored: Option<Safety>,
+    ) -> Self {
         let (tree, safety) = match restored {
             Some(s) => (
                 BlockTree::from_root(s.committed.0, s.committed.1, s.committed.2),
@@ -517,17 +677,29 @@ impl Voter {
                     last_voted: 0,
                     locked: QuorumCert::genesis(),
                     committed: t.committed(),
+                    high_qc: QuorumCert::genesis(),
+                    high_tc: None,
+                    last_vote: None,
                 };
                 (t, s)
             }
         };
+        // Resume in the last view voted or timed out in, or the view after the highest
+        // certificate if that is higher: a view this replica can prove to others (its
+        // timeouts carry the certificate), and above its highest QC, as a timeout's
+        // QC must be.
+        let view = safety
+            .last_voted
+            .max(safety.high_qc.view + 1)
+            .max(safety.high_tc.map_or(0, |tc| tc.view + 1))
+            .max(1);
         Voter {
             id: cfg.id,
             n: cfg.n,
             key,
+            committee,
             election: RoundRobin { n: cfg.n },
-            view: safety.last_voted.max(1),
-            high_qc: safety.locked,
+            view,
             safety,
             tree,
             buffered: BTreeMap::new(),
@@ -570,8 +742,8 @@ impl Voter {
 
     /// Processes a QC: high QC, view, lock and the three-chain commit rule.
     fn on_qc(&mut self, qc: &QuorumCert, cx: &mut Cx) {
-        if qc.view > self.high_qc.view {
-            self.high_qc = *qc;
+        if qc.view > self.safety.high_qc.view {
+            self.safety.high_qc = *qc;
         }
         if qc.view >= self.view {
             self.enter_view(qc.view + 1, false, cx);
@@ -638,7 +810,24 @@ impl Voter {
                 return;
             }
             cx.event(Event::Buffered { block: digest });
-            self.request(p.block.parent, from, cx);
+            // Ask the proposer, and one replica that certified the parent (an honest
+            // signer voted for it, so it has it; the proposer may not, after a restart).
+            let signers: Vec<NodeId> = p
+                .block
+                .justify
+                .sig
+                .signers
+                .iter()
+                .filter(|s| *s != self.id && *s != from)
+                .collect();
+            let also =
+                (!signers.is_empty()).then(|| signers[(view % signers.len() as u64) as usize]);
+            if self.requested.insert(p.block.parent) {
+                cx.send(from, HsMsg::Fetch(p.block.parent));
+                if let Some(s) = also {
+                    cx.send(s, HsMsg::Fetch(p.block.parent));
+                }
+            }
             self.buffered.insert(view, (from, p));
             while self.buffered.len() > MAX_BUFFERED_PROPOSALS {
                 self.buffered.pop_first();
@@ -650,9 +839,8 @@ impl Voter {
             return;
         }
         if let Some(tc) = p.tc {
-            if tc.view >= self.view {
-                self.enter_view(tc.view + 1, true, cx);
-            }
+            // It came from the leader of `tc.view + 1`: nobody to forward it to.
+            self.on_tc(tc, false, cx);
         }
         self.on_qc(&block.justify, cx);
         self.try_vote(digest, &block, cx);
@@ -667,8 +855,6 @@ impl Voter {
         if block.view != self.view || block.view <= self.safety.last_voted || !safe {
             return;
         }
-        self.safety.last_voted = block.view;
-        cx.persist(self.safety);
         let signature = self
             .key
             .sign(&vote_statement(block.view, block.height, &digest));
@@ -679,6 +865,9 @@ impl Voter {
             voter: self.id,
             signature,
         };
+        self.safety.last_voted = block.view;
+        self.safety.last_vote = Some(vote);
+        cx.persist(self.safety);
         cx.event(Event::Voted {
             view: block.view,
             block: digest,
@@ -730,25 +919,53 @@ impl Voter {
         }
         let signature = self.key.sign(&timeout_statement(view));
         cx.event(Event::TimeoutSent { view });
-        cx.broadcast(HsMsg::Timeout(Timeout {
+        let s = &self.safety;
+        cx.broadcast(HsMsg::Timeout(Box::new(Timeout {
             view,
-            high_qc: self.high_qc,
+            // `view` is at least ours, which is above both certificates and at least
+            // the view of our last vote (the filters only restate it).
+            high_qc: s.high_qc,
+            high_tc: s.high_tc.filter(|tc| tc.view < view),
+            last_vote: s.last_vote.filter(|v| v.view <= view),
             sender: self.id,
             signature,
-        }));
+        })));
+    }
+
+    /// Processes a TC: the highest TC, and the view after it. A replica that enters a
+    /// view by a TC that its leader may not have (one it formed itself, or found in a
+    /// timeout) forwards it to that leader, so that the leader can propose.
+    fn on_tc(&mut self, tc: TimeoutCert, forward: bool, cx: &mut Cx) {
+        if self.safety.high_tc.is_none_or(|h| tc.view > h.view) {
+            self.safety.high_tc = Some(tc);
+        }
+        if tc.view >= self.view {
+            self.enter_view(tc.view + 1, true, cx);
+            let leader = self.election.leader(tc.view + 1);
+            if forward && leader != self.id {
+                cx.send(leader, HsMsg::Tc(tc));
+            }
+        }
     }
 
     fn on_timeout_msg(&mut self, t: Timeout, cx: &mut Cx) {
         self.on_qc(&t.high_qc, cx);
+        if let Some(tc) = t.high_tc {
+            self.on_tc(tc, true, cx);
+        }
         if t.view < self.view {
             return;
         }
         let before = self.timeouts.count(&t.view);
-        // The signatures were checked by `verify`; the voter only needs the count (the
-        // next leader aggregates its own TC and ships it in its proposal).
-        if self.timeouts.add(t.view, t.sender, ()).is_some() {
+        // The signatures were checked by `verify`. The TC formed here is what this
+        // replica's own timeouts carry and what it forwards to the next leader.
+        if let Some(q) = self.timeouts.add(t.view, t.sender, t.signature) {
+            let tc = TimeoutCert {
+                view: t.view,
+                sig: self.committee.aggregate_unchecked(&q),
+            };
             cx.event(Event::TimeoutCertFormed { view: t.view });
-            self.enter_view(t.view + 1, true, cx);
+            self.on_tc(tc, true, cx);
             return;
         }
         // f+1 timeouts for a view at least ours: an honest replica gave up on it; join, so
@@ -769,7 +986,10 @@ impl Half<HsMsg, Safety> for Voter {
     fn on_message(&mut self, from: NodeId, msg: Verified<HsMsg>, cx: &mut Cx) {
         match msg.into_inner() {
             HsMsg::Propose(p) => self.on_proposal(from, *p, cx),
-            HsMsg::Timeout(t) => self.on_timeout_msg(t, cx),
+            HsMsg::Timeout(t) => self.on_timeout_msg(*t, cx),
+            // Forwarded to this replica as the next leader; the leader half proposes on
+            // it, and the voter enters the view (nobody to forward it to).
+            HsMsg::Tc(tc) => self.on_tc(tc, false, cx),
             HsMsg::Fetch(d) => {
                 let chain = self.tree.chain_ending_at(&d, MAX_FETCH_BLOCKS);
                 if !chain.is_empty() {
@@ -919,6 +1139,47 @@ mod tests {
         }
     }
 
+    impl Net {
+        fn run(&mut self, silent: &[NodeId], max_steps: usize) {
+            for _ in 0..max_steps {
+                if !self.step(silent) {
+                    break;
+                }
+            }
+        }
+
+        /// Fires the view timer of every voter not in `silent`.
+        fn fire_view_timers(&mut self, silent: &[NodeId]) {
+            for i in 0..self.nodes.len() {
+                let id = NodeId(i as u16);
+                if silent.contains(&id) {
+                    continue;
+                }
+                let mut cx = Cx::new(Duration::ZERO);
+                self.nodes[i].voter.on_timer(VIEW_TIMER, &mut cx);
+                self.apply(id, &mut cx);
+            }
+        }
+    }
+
+    fn keys(n: usize, scheme: Scheme) -> Vec<Keypair> {
+        (0..n)
+            .map(|i| Keypair::generate(scheme, &[7; 32], NodeId(i as u16)))
+            .collect()
+    }
+
+    /// A TC for `view` signed by `signers`.
+    fn tc(net: &Net, keys: &[Keypair], view: View, signers: &[u16]) -> TimeoutCert {
+        let sigs: Vec<_> = signers
+            .iter()
+            .map(|i| (NodeId(*i), keys[*i as usize].sign(&timeout_statement(view))))
+            .collect();
+        TimeoutCert {
+            view,
+            sig: net.committee.aggregate_unchecked(&sigs),
+        }
+    }
+
     fn offer(net: &mut Net, node: usize, client: u64, nonces: std::ops::Range<u64>) {
         let txs = nonces
             .map(|nonce| Transaction {
@@ -985,6 +1246,199 @@ mod tests {
     }
 
     #[test]
+    fn the_leader_after_a_silent_one_forms_the_last_qc_from_timeouts() {
+        // Node 3 is silent: the votes of views 2, 6, 10, ... go to it and are lost, so
+        // every chain of three consecutive views ends without the QC the commit rule
+        // needs. The timeouts of views 2 and 3 carry those votes; leader(4) = 0 forms
+        // QC(2) from them and proposes view 4 on TC(3) with it.
+        let mut net = Net::new(4, Scheme::Insecure);
+        for i in 0..3 {
+            offer(&mut net, i, i as u64, 0..10);
+        }
+        let silent = [NodeId(3)];
+        net.start();
+        net.run(&silent, 10_000);
+        assert_eq!(net.nodes[0].voter.view(), 2);
+        net.fire_view_timers(&silent);
+        net.run(&silent, 10_000);
+        for i in 0..3 {
+            assert_eq!(net.nodes[i].voter.view(), 3, "2f+1 timeouts for view 2");
+        }
+        assert_eq!(
+            net.nodes[0].leader.high_qc.view, 2,
+            "QC(2) from the timeouts"
+        );
+        net.fire_view_timers(&silent);
+        net.run(&silent, 10_000);
+        // Views 4, 5, 6 (leaders 0, 1, 2) follow; view 6's votes are lost again.
+        for i in 0..3 {
+            assert_eq!(net.nodes[i].voter.view(), 6);
+            assert_eq!(net.nodes[i].voter.safety().locked.view, 4);
+        }
+        // QC(6), formed by node 0 from the timeouts of view 6, reaches everybody in the
+        // proposal of view 8 and commits block 4 (6 <- 5 <- 4 are consecutive) and its
+        // ancestors 2 and 1.
+        net.fire_view_timers(&silent);
+        net.run(&silent, 10_000);
+        net.fire_view_timers(&silent);
+        net.run(&silent, 10_000);
+        for i in 0..3 {
+            assert_eq!(net.nodes[i].commits.len(), 3, "node {i}");
+            assert_eq!(net.nodes[i].commits, net.nodes[0].commits);
+        }
+        let mut txs = net.nodes[0].txs.clone();
+        txs.sort();
+        txs.dedup();
+        assert_eq!(txs.len(), 30, "blocks 1, 2 and 4, of leaders 1, 2 and 0");
+    }
+
+    #[test]
+    fn a_replica_that_missed_a_tc_enters_the_view_by_a_timeout_carrying_it() {
+        let mut net = Net::new(4, Scheme::Insecure);
+        let keys = keys(4, Scheme::Insecure);
+        let tc1 = tc(&net, &keys, 1, &[0, 2, 3]);
+        // Node 0, in view 2 by TC(1), times out of view 2; node 1 saw none of it.
+        let t = Timeout {
+            view: 2,
+            high_qc: QuorumCert::genesis(),
+            high_tc: Some(tc1),
+            last_vote: None,
+            sender: NodeId(0),
+            signature: keys[0].sign(&timeout_statement(2)),
+        };
+        net.queue
+            .push_back((NodeId(0), NodeId(1), HsMsg::Timeout(Box::new(t))));
+        assert!(net.step(&[]));
+        assert_eq!(net.nodes[1].voter.view(), 2, "entered view 2 by TC(1)");
+        assert_eq!(net.nodes[1].voter.safety().high_tc, Some(tc1));
+        // It forwards the TC to leader(2) = 2, which proposes on it.
+        assert!(matches!(
+            net.queue.back(),
+            Some((NodeId(1), NodeId(2), HsMsg::Tc(c))) if *c == tc1
+        ));
+        assert!(net.step(&[]));
+        assert!(net.queue.iter().any(|(from, _, m)| *from == NodeId(2)
+            && matches!(m, HsMsg::Propose(p) if p.block.view == 2 && p.tc == Some(tc1))));
+        // Node 1's own timeouts now carry TC(1).
+        let mut cx = Cx::new(Duration::ZERO);
+        net.nodes[1].voter.on_timer(VIEW_TIMER, &mut cx);
+        assert!(cx.actions().iter().any(|a| matches!(
+            a,
+            Action::Broadcast { msg: HsMsg::Timeout(t) } if t.view == 2 && t.high_tc == Some(tc1)
+        )));
+    }
+
+    #[test]
+    fn a_timeout_carries_the_persisted_last_vote() {
+        let mut net = Net::new(4, Scheme::Insecure);
+        net.start();
+        net.run(&[NodeId(3)], 10_000);
+        let s = net.nodes[1].persisted.expect("persisted before voting");
+        let v = s.last_vote.expect("voted");
+        assert_eq!((v.view, s.last_voted), (2, 2));
+        let mut cx = Cx::new(Duration::ZERO);
+        net.nodes[1].voter.on_timer(VIEW_TIMER, &mut cx);
+        let sent = cx.actions().iter().find_map(|a| match a {
+            Action::Broadcast {
+                msg: HsMsg::Timeout(t),
+            } => Some(**t),
+            _ => None,
+        });
+        assert_eq!(sent.unwrap().last_vote, Some(v), "the same signed vote");
+    }
+
+    #[test]
+    fn a_restarted_replica_resumes_above_its_certificates() {
+        let net = Net::new(4, Scheme::Insecure);
+        let keys = keys(4, Scheme::Insecure);
+        let mut high_qc = QuorumCert::genesis();
+        high_qc.view = 5;
+        let mut s = *net.nodes[0].voter.safety();
+        s.last_voted = 3;
+        s.high_qc = high_qc;
+        let cfg = ReplicaConfig::new(NodeId(0), 4);
+        let v = Voter::new(
+            &cfg,
+            Arc::new(keys[0].clone()),
+            net.committee.clone(),
+            Some(s),
+        );
+        assert_eq!(v.view(), 6);
+        s.high_tc = Some(tc(&net, &keys, 8, &[0, 1, 2]));
+        let v = Voter::new(
+            &cfg,
+            Arc::new(keys[0].clone()),
+            net.committee.clone(),
+            Some(s),
+        );
+        assert_eq!(v.view(), 9);
+        s.last_voted = 12;
+        let v = Voter::new(
+            &cfg,
+            Arc::new(keys[0].clone()),
+            net.committee.clone(),
+            Some(s),
+        );
+        assert_eq!(v.view(), 12);
+    }
+
+    #[test]
+    fn verify_checks_what_a_timeout_carries() {
+        let net = Net::new(4, Scheme::Bls);
+        let keys = keys(4, Scheme::Bls);
+        let d = Digest::of(b"x");
+        let vote = |i: usize, view: View| Vote {
+            view,
+            height: 2,
+            block: d,
+            voter: NodeId(i as u16),
+            signature: keys[i].sign(&vote_statement(view, 2, &d)),
+        };
+        let timeout = |view: View, high_tc, last_vote| Timeout {
+            view,
+            high_qc: QuorumCert::genesis(),
+            high_tc,
+            last_vote,
+            sender: NodeId(1),
+            signature: keys[1].sign(&timeout_statement(view)),
+        };
+        let ok =
+            |t: Timeout| HotStuff::verify(HsMsg::Timeout(Box::new(t)), NodeId(1), &net.committee);
+        let tc4 = tc(&net, &keys, 4, &[0, 1, 2]);
+        assert!(ok(timeout(5, Some(tc4), Some(vote(1, 5)))).is_ok());
+        assert!(ok(timeout(5, None, Some(vote(1, 3)))).is_ok());
+        assert!(
+            ok(timeout(5, None, Some(vote(2, 3)))).is_err(),
+            "another's vote"
+        );
+        assert!(
+            ok(timeout(5, None, Some(vote(1, 6)))).is_err(),
+            "vote above"
+        );
+        let mut forged = vote(1, 3);
+        forged.block = Digest::of(b"y");
+        assert!(
+            ok(timeout(5, None, Some(forged))).is_err(),
+            "bad vote signature"
+        );
+        assert!(ok(timeout(4, Some(tc4), None)).is_err(), "TC not below");
+        let weak = tc(&net, &keys, 4, &[0, 1]);
+        assert!(
+            ok(timeout(5, Some(weak), None)).is_err(),
+            "TC without a quorum"
+        );
+        let mut wrong = tc4;
+        wrong.view = 3;
+        assert!(
+            ok(timeout(5, Some(wrong), None)).is_err(),
+            "TC for another view"
+        );
+        assert!(HotStuff::verify(HsMsg::Tc(tc4), NodeId(3), &net.committee).is_ok());
+        assert!(HotStuff::verify(HsMsg::Tc(weak), NodeId(3), &net.committee).is_err());
+        assert!(HotStuff::verify(HsMsg::Tc(wrong), NodeId(3), &net.committee).is_err());
+    }
+
+    #[test]
     fn verify_rejects_forgeries() {
         let net = Net::new(4, Scheme::Bls);
         let k = Keypair::generate(Scheme::Bls, &[7; 32], NodeId(1));
@@ -1016,10 +1470,12 @@ mod tests {
         let t = Timeout {
             view: 5,
             high_qc: qc,
+            high_tc: None,
+            last_vote: None,
             sender: NodeId(1),
             signature: k.sign(&timeout_statement(5)),
         };
-        assert!(HotStuff::verify(HsMsg::Timeout(t), NodeId(1), &net.committee).is_err());
+        assert!(HotStuff::verify(HsMsg::Timeout(Box::new(t)), NodeId(1), &net.committee).is_err());
     }
 
     #[test]

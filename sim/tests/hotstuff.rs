@@ -35,16 +35,6 @@ fn assert_all_ok(cfg: &SimConfig, seeds: u64) {
     );
 }
 
-fn assert_all_safe(cfg: &SimConfig, seeds: u64) {
-    let fails = failures(cfg, seeds, |r| r.has_safety_violation());
-    assert!(
-        fails.is_empty(),
-        "{} of {seeds} seeds unsafe:\n{}",
-        fails.len(),
-        show(&fails)
-    );
-}
-
 #[test]
 fn n4_without_byzantine_replicas_is_safe_and_live() {
     assert_all_ok(&SimConfig::standard(4, 0), 200);
@@ -56,40 +46,50 @@ fn n7_without_byzantine_replicas_is_safe_and_live() {
 }
 
 #[test]
-fn n4_with_one_byzantine_replica_is_safe() {
-    assert_all_safe(&SimConfig::standard(4, 1), 200);
-}
-
-#[test]
-fn n7_with_two_byzantine_replicas_is_safe() {
-    assert_all_safe(&SimConfig::standard(7, 2), 100);
-}
-
-#[test]
 fn n4_with_one_twin_is_safe_and_live() {
     let mut c = SimConfig::standard(4, 1);
     c.byzantine_choice = ByzantineChoice::All(ByzantineKind::Twins);
     assert_all_ok(&c, 100);
 }
 
-// With a silent replica, HotStuff as written does not stay live: at n = 4 with
-// round-robin leaders, the three-chain rule on consecutive views needs four consecutive
-// honest leaders (three proposers and the leader that forms the last QC), which never
-// occur with one silent replica (`olympus sim --protocol hotstuff -n 4 --byzantine 1
-// --byzantine-kind silent --seed 0`); at n = 7 views can deadlock after the faults when
-// some replicas entered view v + 1 by a TC that the others never see (`-n 7 --byzantine 1
-// --seed 48`). Un-ignore once the protocol is fixed.
+/// Silent or Twins, one at a time: a silent replica leads every fourth view, and the
+/// QC on the last block before it comes from the votes carried by timeouts.
 #[test]
-#[ignore = "HotStuff liveness with a silent replica: see the comment above"]
 fn n4_with_one_byzantine_replica_is_live() {
     assert_all_ok(&SimConfig::standard(4, 1), 200);
 }
 
+/// Only silent Byzantine replicas, f of them (the mixed runs above draw silent or Twins
+/// per replica): every run must commit through the views the silent ones lead.
 #[test]
-#[ignore = "HotStuff liveness with silent replicas: see the comment above"]
+fn silent_byzantine_replicas_are_tolerated() {
+    for (n, b, seeds) in [(4, 1, 200), (7, 2, 100)] {
+        let mut c = SimConfig::standard(n, b);
+        c.byzantine_choice = ByzantineChoice::All(ByzantineKind::Silent);
+        assert_all_ok(&c, seeds);
+    }
+}
+
+/// Up to f = 2 Byzantine replicas; views that some replicas entered by a TC the others
+/// missed resynchronise through the TC that timeouts carry.
+#[test]
 fn n7_with_byzantine_replicas_is_live() {
     assert_all_ok(&SimConfig::standard(7, 1), 100);
     assert_all_ok(&SimConfig::standard(7, 2), 100);
+}
+
+/// The two seeds that showed the liveness bugs: at n = 4 a silent replica left every
+/// three-chain without its last QC, so nothing committed; at n = 7 views deadlocked when
+/// some replicas had entered a view by a TC that the others never saw.
+#[test]
+fn the_seeds_that_once_stalled_are_live() {
+    let mut silent = SimConfig::standard(4, 1);
+    silent.byzantine_choice = ByzantineChoice::All(ByzantineKind::Silent);
+    for (c, seed) in [(silent, 0), (SimConfig::standard(7, 1), 48)] {
+        let r = run::<HotStuff>(&c, seed);
+        assert!(r.ok(), "{r}");
+        assert!(r.commits.min_height > 0, "{r}");
+    }
 }
 
 #[test]
