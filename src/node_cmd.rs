@@ -36,6 +36,10 @@ pub struct NodeArgs {
     /// Longest a transaction waits for its batch to fill, in milliseconds.
     #[arg(long, default_value_t = 5)]
     pub batch_delay_ms: u64,
+    /// Fault injection, for testing the other replicas: mis-sign (sign protocol messages
+    /// with a key that is not this node's, while peer links authenticate normally).
+    #[arg(long, value_parser = ["mis-sign"])]
+    pub fault: Option<String>,
 }
 
 pub fn run(args: NodeArgs) -> Result<ExitCode> {
@@ -47,6 +51,10 @@ pub fn run(args: NodeArgs) -> Result<ExitCode> {
         placement,
         batch_delay: Duration::from_millis(args.batch_delay_ms),
         cpu: args.cpu,
+        fault: match args.fault.as_deref() {
+            Some("mis-sign") => Some(node::Fault::MisSign),
+            _ => None,
+        },
     };
     let report = match protocol.as_str() {
         "hotstuff" => node::run::<HotStuff>(settings),

@@ -43,6 +43,11 @@ struct Cluster {
 
 impl Cluster {
     fn start(n: usize) -> Cluster {
+        Self::start_with(n, &[], &[])
+    }
+
+    /// Starts `n` nodes; `faulty` lists nodes to start with `--fault mis-sign`.
+    fn start_with(n: usize, faulty: &[usize], genconfig: &[&str]) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
         let base = free_base(n as u16);
         let out = Command::new(BIN)
@@ -52,6 +57,7 @@ impl Cluster {
             .arg(dir.path().join("cfg"))
             .arg("--data-dir")
             .arg(dir.path().join("data"))
+            .args(genconfig)
             .output()
             .unwrap();
         assert!(out.status.success(), "genconfig: {out:?}");
@@ -61,18 +67,27 @@ impl Cluster {
             base,
         };
         for i in 0..n {
-            let child = c.spawn_node(i);
+            let child = if faulty.contains(&i) {
+                c.spawn_node_with(i, &["--fault", "mis-sign"])
+            } else {
+                c.spawn_node(i)
+            };
             c.nodes.push(Some(child));
         }
         c
     }
 
     fn spawn_node(&self, i: usize) -> Child {
+        self.spawn_node_with(i, &[])
+    }
+
+    fn spawn_node_with(&self, i: usize, extra: &[&str]) -> Child {
         let log = std::fs::File::create(self.path(&format!("node-{i}.log"))).unwrap();
         Command::new(BIN)
             .arg("node")
             .arg("--config")
             .arg(self.path(&format!("cfg/node-{i}.toml")))
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(log)
             .spawn()
@@ -278,6 +293,32 @@ fn a_node_killed_under_load_recovers_from_disk_and_catches_up() {
         restarted["recovered_blocks"].as_u64().unwrap_or(0) > 0,
         "the restarted node replayed nothing from its chain log: {restarted}"
     );
+}
+
+#[test]
+fn mis_signed_messages_of_a_byzantine_node_are_dropped_and_counted() {
+    // Every fourth view has the Byzantine leader and ends by timeout: keep it short.
+    let mut c = Cluster::start_with(4, &[3], &["--view-timeout-ms", "200"]);
+    let (out, v) = c.client(&[
+        "--txs",
+        "1000",
+        "--window",
+        "200",
+        "--duration",
+        "30",
+        "--resubmit-ms",
+        "1000",
+    ]);
+    check_client(&out, &v, 1000, c.dir.path());
+    for i in 0..3 {
+        let (ok, r) = c.stop(i);
+        assert!(ok, "node {i}:\n{}", c.log(i));
+        assert!(
+            r["bad_signatures"].as_u64().unwrap_or(0) > 0,
+            "honest node {i} did not count the mis-signed messages: {r}"
+        );
+        assert_eq!(r["ledger_txs"], 1000, "node {i}: {r}");
+    }
 }
 
 #[test]

@@ -145,6 +145,16 @@ pub struct NodeSettings {
     /// Pin the shard to this CPU; `None` lets the kernel schedule it (the right choice
     /// when several node processes share few cores).
     pub cpu: Option<usize>,
+    /// Fault injection for tests: behave as a Byzantine node.
+    pub fault: Option<Fault>,
+}
+
+/// Byzantine behaviours a node can be told to show, for tests of the honest ones.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// Sign every protocol message with a key that is not this node's (the peer links
+    /// still authenticate with the real key): honest peers must drop and count them.
+    MisSign,
 }
 
 /// Counters a node reports at exit.
@@ -331,7 +341,17 @@ async fn main_loop<P: NodeProtocol>(
     rcfg.max_batches_per_block = olympus_types::limits::MAX_BATCHES_PER_BLOCK;
     rcfg.max_block_txs = cfg.params.block_size.max(1);
     rcfg.max_pending_batches = MAX_PENDING_BATCHES;
-    let (leader, voter) = P::create(&rcfg, key.clone(), committee.clone(), restored);
+    let protocol_key = match settings.fault {
+        Some(Fault::MisSign) => {
+            eprintln!(
+                "olympus node {}: FAULT INJECTION: mis-signing protocol messages",
+                cfg.id
+            );
+            Arc::new(Keypair::generate(Scheme::Bls, &[0xBA; 32], me))
+        }
+        None => key.clone(),
+    };
+    let (leader, voter) = P::create(&rcfg, protocol_key, committee.clone(), restored);
     let mut driver = Driver::<P>::new(me, leader, voter);
     let batcher = Batcher::new(BatcherConfig {
         max_batch_txs: cfg
