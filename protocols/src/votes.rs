@@ -55,6 +55,17 @@ impl<K: Ord + Clone, V: Clone> Collector<K, V> {
         None
     }
 
+    /// Re-opens `key` after the quorum it yielded turned out to hold invalid values
+    /// (signatures that failed to aggregate): keeps `good`, and keeps every signer seen so
+    /// far counted, so the ones whose values were bad cannot be added again. The key
+    /// yields again once `good` plus new signers reach the threshold.
+    pub fn reopen(&mut self, key: &K, good: Vec<(NodeId, V)>) {
+        if let Some(e) = self.entries.get_mut(key) {
+            e.values = good;
+            e.done = false;
+        }
+    }
+
     /// Distinct signers seen so far for `key` (0 once it completed).
     pub fn count(&self, key: &K) -> usize {
         self.entries.get(key).map_or(0, |e| e.values.len())
@@ -90,6 +101,21 @@ mod tests {
             vec![0, 1, 2]
         );
         assert!(c.add(1, NodeId(3), 3).is_none(), "yielded only once");
+    }
+
+    #[test]
+    fn a_reopened_key_yields_again_without_the_bad_signer() {
+        let mut c: Collector<u64, u8> = Collector::new(2, 8);
+        c.add(1, NodeId(0), 0);
+        let q = c.add(1, NodeId(1), 66).expect("quorum");
+        assert_eq!(q.len(), 2);
+        c.reopen(&1, vec![(NodeId(0), 0)]);
+        assert!(
+            c.add(1, NodeId(1), 1).is_none(),
+            "the bad signer stays counted"
+        );
+        let q = c.add(1, NodeId(2), 2).expect("quorum again");
+        assert_eq!(q, vec![(NodeId(0), 0), (NodeId(2), 2)]);
     }
 
     #[test]
