@@ -55,8 +55,10 @@
 //! - `throughput.svg`, `latency.svg`: throughput and p50/p99 latency for each second of
 //!   the measured window, from the client's per-second series, one line per run (each
 //!   run directory has its own pair);
-//! - `NN-<protocol>-n<N>-r<k>/`: one directory per run with `config/`, `node-<i>.log`,
-//!   `client.log`, `client.json` (and `data/` with `--keep`).
+//! - `NN-<protocol>-n<N>-r<k>/`: one directory per run with `config/`, `node-<i>.log`
+//!   (ending with the node's metrics dump: counters, gauges, histograms),
+//!   `node-<i>.metrics.json` (the same metrics as JSON), `client.log`, `client.json` (and
+//!   `data/` with `--keep`).
 //!
 //! The table on stdout has one row per cell; with `--runs` > 1 it shows medians and the
 //! min–max range of throughput.
@@ -908,6 +910,8 @@ fn run_one(
             .arg(config_dir.join(format!("node-{i}.toml")))
             .arg("--placement")
             .arg(&args.placement)
+            .arg("--metrics-out")
+            .arg(dir.join(format!("node-{i}.metrics.json")))
             .stdout(log.try_clone()?)
             .stderr(log);
         if std::env::var_os("RUST_BACKTRACE").is_none() {

@@ -43,6 +43,11 @@ pub struct GenconfigArgs {
     /// Δ in milliseconds (synchronous protocols).
     #[arg(long, default_value_t = 50)]
     pub delta_ms: u64,
+    /// How batches reach the replicas: inline (in proposals) or digests (broadcast
+    /// first by the replica that made them; proposals carry digests; missing batches
+    /// are fetched).
+    #[arg(long, default_value = "inline", value_parser = ["inline", "digests"])]
+    pub dissemination: String,
     /// Data directory root; node i keeps its state in <data-dir>/node-<i>.
     #[arg(long, default_value = "data")]
     pub data_dir: PathBuf,
@@ -116,6 +121,7 @@ pub fn generate(args: &GenconfigArgs) -> Result<(Vec<NodeConfig>, ClientConfig)>
         view_timeout_ms: args.view_timeout_ms,
         delta_ms: args.delta_ms,
         block_size: args.block_size,
+        dissemination: args.dissemination.clone(),
     };
     let nodes = keys
         .iter()

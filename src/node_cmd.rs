@@ -1,10 +1,13 @@
 //! `olympus node`: runs one replica from its configuration file until SIGTERM or SIGINT,
-//! then prints its counters as one JSON line on stdout and exits 0.
+//! then prints its counters as one JSON line on stdout and exits 0. Its metrics go to
+//! stderr (readable) and to `--metrics-out` (JSON, default `<data dir>/metrics.json`), and
+//! live to `--metrics-addr` (Prometheus text format) when given.
 
 use anyhow::{bail, Context, Result};
 use olympus_engine::node::{self, NodeSettings};
 use olympus_engine::placement::Placement;
 use olympus_protocols::{hotstuff::HotStuff, twochain::TwoChain};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -19,7 +22,8 @@ The node checks the kernel (5.8+), io_uring and the locked-memory limit at start
 says what to change when one falls short. It listens for peers and clients on the \
 addresses of its committee entry, keeps its safety state under its data directory \
 (restored on restart, so it never votes twice), and stops cleanly on SIGTERM or SIGINT, \
-printing its counters as JSON on stdout.
+printing its counters as JSON on stdout and its metrics (counters, gauges, histograms) \
+readably on stderr and as JSON to --metrics-out.
 
 Exit status: 0 after a clean shutdown, 2 on a configuration or start-up error.")]
 pub struct NodeArgs {
@@ -40,6 +44,13 @@ pub struct NodeArgs {
     /// with a key that is not this node's, while peer links authenticate normally).
     #[arg(long, value_parser = ["mis-sign"])]
     pub fault: Option<String>,
+    /// Where to write the metrics (JSON) at exit [default: <data dir>/metrics.json].
+    #[arg(long, value_name = "FILE")]
+    pub metrics_out: Option<PathBuf>,
+    /// Serve the metrics live in the Prometheus text format, e.g. 127.0.0.1:9100
+    /// (GET /metrics).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 pub fn run(args: NodeArgs) -> Result<ExitCode> {
@@ -55,6 +66,8 @@ pub fn run(args: NodeArgs) -> Result<ExitCode> {
             Some("mis-sign") => Some(node::Fault::MisSign),
             _ => None,
         },
+        metrics_out: args.metrics_out.clone(),
+        metrics_addr: args.metrics_addr,
     };
     let report = match protocol.as_str() {
         "hotstuff" => node::run::<HotStuff>(settings),

@@ -240,7 +240,18 @@ fn a_four_node_cluster_commits_every_transaction_once_and_refuses_hostile_input(
 
 #[test]
 fn a_node_killed_under_load_recovers_from_disk_and_catches_up() {
-    let mut c = Cluster::start(4);
+    kill_and_restart_under_load(&[]);
+}
+
+/// The same with batches disseminated by digest: the restarted node replays its chain
+/// from its batch log and fetches the batches it missed.
+#[test]
+fn with_digest_dissemination_a_killed_node_recovers_and_fetches_what_it_missed() {
+    kill_and_restart_under_load(&["--dissemination", "digests"]);
+}
+
+fn kill_and_restart_under_load(genconfig: &[&str]) {
+    let mut c = Cluster::start_with(4, &[], genconfig);
     let txs = 6000u64;
     let dir = c.dir.path().to_path_buf();
     let client = std::thread::spawn(move || {

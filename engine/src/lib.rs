@@ -5,9 +5,14 @@
 //! - [`placement`] maps a node's roles onto shards;
 //! - [`node`] is the glommio runner: the network, the mempool, the safety cell, client
 //!   receipts and the main loop of one replica;
-//! - [`wire`] is how messages and safety state become validated rkyv bytes.
+//! - [`wire`] is how messages and safety state become validated rkyv bytes;
+//! - [`metrics`] is the process's metrics recorder (atomic counters, gauges and
+//!   histograms; text, JSON and Prometheus dumps), [`meters`] what the node records.
 
+pub mod dissem;
 pub mod driver;
+pub mod meters;
+pub mod metrics;
 pub mod node;
 pub mod placement;
 pub mod wire;

@@ -21,7 +21,11 @@
 //!    at-most-once ledger and every client gets one receipt per block holding its
 //!    transactions.
 //!
-//! At exit the node prints one JSON line of counters to stdout.
+//! At exit the node prints one JSON line of counters to stdout, and its metrics
+//! ([`crate::meters`]: protocol events, commits, rejected frames, verification,
+//! persist and loop-turn times, queue depths) readably to stderr and as JSON to
+//! `<data>/metrics.json` (or [`NodeSettings::metrics_out`]); with
+//! [`NodeSettings::metrics_addr`] it also serves them live in the Prometheus format.
 //!
 //! ## What survives a crash
 //!
@@ -51,15 +55,17 @@
 //! safety state (so it cannot vote twice) and resumes from its last committed block, but
 //! it does not yet replay its committed log from disk.
 
+use crate::dissem::{BatchStore, FetchBatches, Fetcher, Kind};
 use crate::driver::{Driver, DriverError, Env};
+use crate::meters::{Meters, Reject};
 use crate::placement::Placement;
 use crate::wire::Wire;
 use olympus_crypto::{Committee, Keypair, Scheme};
 use olympus_mempool::{
-    Admission, BatchLog, Batcher, BatcherConfig, DurableCell, LogConfig, SubmitError,
+    Admission, BatchLog, Batcher, BatcherConfig, DurableCell, LogConfig, SealedBatch, SubmitError,
 };
 use olympus_net::{ClientConn, Frame, Incoming, NetConfig, NetHandle, Network};
-use olympus_protocols::{BatchRef, Commit, Protocol, ReplicaConfig};
+use olympus_protocols::{BatchRef, Commit, Event, Protocol, ReplicaConfig};
 use olympus_types::client::{
     identity_statement, ClientReply, ClientRequest, MAX_RECEIPT_NONCES, MAX_SUBMIT_TXS,
 };
@@ -110,6 +116,7 @@ pub enum NodeError {
 fn open_chain(
     dir: &std::path::Path,
     report: &mut NodeReport,
+    mut store: Option<&mut BatchStore>,
 ) -> Result<(BatchLog, Ledger), NodeError> {
     let chain_err = |e: &dyn std::fmt::Display| NodeError::Chain(format!("{}: {e}", dir.display()));
     let (log, recovery) = BatchLog::open(LogConfig::new(dir)).map_err(|e| chain_err(&e))?;
@@ -125,7 +132,22 @@ fn open_chain(
         let block = Block::from_bytes(&bytes).map_err(|e| chain_err(&e))?;
         report.recovered_blocks += 1;
         report.committed_height = report.committed_height.max(block.height);
-        for tx in block.inline_txs() {
+        let batches: Vec<Arc<Batch>> = match &block.payload {
+            Payload::Inline(b) => b.iter().cloned().map(Arc::new).collect(),
+            Payload::Digests(ds) => {
+                let store = store.as_deref_mut().ok_or_else(|| {
+                    chain_err(&"blocks carry digests: use --dissemination digests")
+                })?;
+                ds.iter()
+                    .map(|d| {
+                        store
+                            .get(d)
+                            .ok_or_else(|| chain_err(&format!("batch {} is missing", d.short())))
+                    })
+                    .collect::<Result<_, _>>()?
+            }
+        };
+        for tx in batches.iter().flat_map(|b| b.txs.iter()) {
             if ledger.execute(tx.client, tx.nonce) {
                 report.recovered_txs += 1;
             }
@@ -147,6 +169,10 @@ pub struct NodeSettings {
     pub cpu: Option<usize>,
     /// Fault injection for tests: behave as a Byzantine node.
     pub fault: Option<Fault>,
+    /// Where the metrics JSON goes at exit (default `<data>/metrics.json`).
+    pub metrics_out: Option<PathBuf>,
+    /// Serve the metrics live in the Prometheus text format on this address.
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 /// Byzantine behaviours a node can be told to show, for tests of the honest ones.
@@ -299,6 +325,19 @@ pub fn run<P: NodeProtocol>(settings: NodeSettings) -> Result<NodeReport, NodeEr
         );
     }
     install_signal_handlers();
+    let id = settings.config.id;
+    if let Err(e) = crate::metrics::install() {
+        eprintln!("olympus node {id}: metrics: {e}; this node records none");
+    }
+    if let Some(addr) = settings.metrics_addr {
+        let bound = crate::metrics::serve(addr)
+            .map_err(|e| NodeError::Config(format!("metrics endpoint on {addr}: {e}")))?;
+        eprintln!("olympus node {id}: metrics on http://{bound}/metrics");
+    }
+    let metrics_out = settings
+        .metrics_out
+        .clone()
+        .unwrap_or_else(|| settings.config.data_dir.join("metrics.json"));
     let placement = match settings.cpu {
         Some(cpu) => glommio::Placement::Fixed(cpu),
         None => glommio::Placement::Unbound,
@@ -309,9 +348,24 @@ pub fn run<P: NodeProtocol>(settings: NodeSettings) -> Result<NodeReport, NodeEr
             move || async move { main_loop::<P>(settings, key, committee, cell, restored).await },
         )
         .map_err(|e| NodeError::Executor(e.to_string()))?;
-    handle
+    let result = handle
         .join()
-        .map_err(|e| NodeError::Executor(e.to_string()))?
+        .map_err(|e| NodeError::Executor(e.to_string()))?;
+    dump_metrics(id, &metrics_out);
+    result
+}
+
+/// Prints the metrics readably to stderr and writes them as JSON to `path`.
+fn dump_metrics(id: u16, path: &std::path::Path) {
+    let snap = crate::metrics::snapshot();
+    eprint!("olympus node {id}: {}", snap.to_text());
+    match std::fs::write(path, snap.to_json()) {
+        Ok(()) => eprintln!("olympus node {id}: metrics written to {}", path.display()),
+        Err(e) => eprintln!(
+            "olympus node {id}: cannot write metrics to {}: {e}",
+            path.display()
+        ),
+    }
 }
 
 async fn main_loop<P: NodeProtocol>(
@@ -340,6 +394,7 @@ async fn main_loop<P: NodeProtocol>(
     rcfg.delta = Duration::from_millis(cfg.params.delta_ms.max(1));
     rcfg.max_batches_per_block = olympus_types::limits::MAX_BATCHES_PER_BLOCK;
     rcfg.max_block_txs = cfg.params.block_size.max(1);
+    rcfg.payload_by_digest = cfg.params.dissemination == "digests";
     rcfg.max_pending_batches = MAX_PENDING_BATCHES;
     let protocol_key = match settings.fault {
         Some(Fault::MisSign) => {
@@ -367,7 +422,22 @@ async fn main_loop<P: NodeProtocol>(
         node: cfg.id,
         ..NodeReport::default()
     };
-    let (chain, ledger) = open_chain(&cfg.data_dir.join("chain"), &mut report)?;
+    let digest_mode = match cfg.params.dissemination.as_str() {
+        "inline" => false,
+        "digests" => true,
+        other => {
+            return Err(NodeError::Config(format!(
+                "unknown dissemination mode {other:?}; use one of {}",
+                olympus_types::config::DISSEMINATION_MODES.join(", ")
+            )))
+        }
+    };
+    let mut store = if digest_mode {
+        Some(BatchStore::open(&cfg.data_dir.join("batches")).map_err(NodeError::Chain)?)
+    } else {
+        None
+    };
+    let (chain, ledger) = open_chain(&cfg.data_dir.join("chain"), &mut report, store.as_mut())?;
     eprintln!(
         "olympus node {}: chain log: {} blocks, {} transactions recovered (height {})",
         cfg.id, report.recovered_blocks, report.recovered_txs, report.committed_height
@@ -381,6 +451,12 @@ async fn main_loop<P: NodeProtocol>(
         clients: HashMap::new(),
         report,
         fatal: None,
+        meters: Meters::new(net.stats()),
+        store,
+        fetcher: Fetcher::default(),
+        waiting: Default::default(),
+        me,
+        n,
     };
     let mut pool = Pool {
         batcher,
@@ -389,13 +465,17 @@ async fn main_loop<P: NodeProtocol>(
     };
     driver.start(start.elapsed(), &mut env)?;
 
+    // When the loop last woke from a wait: how long it runs without yielding.
+    let mut running_since = Instant::now();
     while !SHUTDOWN.load(Ordering::SeqCst) {
         if let Some(e) = env.fatal.take() {
             net.shutdown().await;
             return Err(NodeError::Chain(e));
         }
+        env.meters.sample(&inbox, &net, n);
         let now = start.elapsed();
         driver.fire_timers(now, &mut env)?;
+        env.fetch_due(now);
         if let Err(e) = pool.batcher.tick(now) {
             eprintln!("olympus node {}: batcher: {e}", cfg.id);
         }
@@ -412,12 +492,14 @@ async fn main_loop<P: NodeProtocol>(
             Some(m)
         } else {
             let sleep = wake.saturating_sub(now);
-            match futures_lite::future::or(async { Some(inbox.recv().await) }, async {
+            env.meters.ran(running_since.elapsed());
+            let woke = futures_lite::future::or(async { Some(inbox.recv().await) }, async {
                 glommio::timer::sleep(sleep).await;
                 None
             })
-            .await
-            {
+            .await;
+            running_since = Instant::now();
+            match woke {
                 Some(Some(m)) => Some(m),
                 Some(None) => break, // the network shut down
                 None => None,
@@ -442,8 +524,10 @@ async fn main_loop<P: NodeProtocol>(
                 None
             };
         }
+        env.meters.handled(handled);
     }
     eprintln!("olympus node {}: shutting down", cfg.id);
+    env.meters.sample_net();
     let mut report = env.report.clone();
     report.persists = driver.stats.persists;
     report.messages_sent = driver.stats.sent + driver.stats.broadcasts;
@@ -468,27 +552,52 @@ fn handle<P: NodeProtocol>(
     let origin = m.origin();
     match m {
         Incoming::Peer { from, body } => {
-            let msg = match P::Msg::from_bytes(&body) {
-                Ok(msg) => msg,
-                Err(_) => {
+            env.meters.frame_in(true);
+            let archive = match crate::dissem::split(&body) {
+                Some((Kind::Protocol, archive)) => archive,
+                Some((Kind::Batch, archive)) => {
+                    env.on_batch_frame(origin, archive);
+                    return Ok(());
+                }
+                Some((Kind::Fetch, archive)) => {
+                    env.on_fetch(from, origin, archive);
+                    return Ok(());
+                }
+                None => {
                     env.report.invalid_frames += 1;
+                    env.meters.rejected(Reject::Decode);
                     env.net.report_invalid(origin);
                     return Ok(());
                 }
             };
-            match P::verify(msg, from, committee) {
+            let msg = match P::Msg::from_bytes(archive) {
+                Ok(msg) => msg,
+                Err(_) => {
+                    env.report.invalid_frames += 1;
+                    env.meters.rejected(Reject::Decode);
+                    env.net.report_invalid(origin);
+                    return Ok(());
+                }
+            };
+            let verifying = Instant::now();
+            let verified = P::verify(msg, from, committee);
+            env.meters.verified(verifying.elapsed());
+            match verified {
                 Ok(v) => driver.on_message(from, v, start.elapsed(), env)?,
                 Err(_) => {
                     env.report.bad_signatures += 1;
+                    env.meters.rejected(Reject::Signature);
                     env.net.report_invalid(origin);
                 }
             }
         }
         Incoming::Client { conn, client, body } => {
+            env.meters.frame_in(false);
             let req = match ClientRequest::from_bytes(&body) {
                 Ok(r) => r,
                 Err(_) => {
                     env.report.invalid_frames += 1;
+                    env.meters.rejected(Reject::ClientDecode);
                     env.net.report_invalid(origin);
                     return Ok(());
                 }
@@ -508,6 +617,7 @@ fn handle<P: NodeProtocol>(
                 ClientRequest::Submit(txs) => {
                     if txs.len() > MAX_SUBMIT_TXS || txs.iter().any(|t| t.client != client) {
                         env.report.invalid_frames += 1;
+                        env.meters.rejected(Reject::ClientSubmit);
                         env.net.report_invalid(origin);
                         return Ok(());
                     }
@@ -534,6 +644,7 @@ fn handle<P: NodeProtocol>(
                             Err(SubmitError::PoolFull { .. }) => busy.push(nonce),
                             Err(_) => {
                                 env.report.invalid_frames += 1;
+                                env.meters.rejected(Reject::ClientSubmit);
                                 env.net.report_invalid(origin);
                             }
                         }
@@ -547,6 +658,7 @@ fn handle<P: NodeProtocol>(
                     }
                     if !busy.is_empty() {
                         env.report.busy_txs += busy.len() as u64;
+                        env.meters.busy(busy.len());
                         env.reply(conn, &ClientReply::Busy { nonces: busy });
                     }
                     pool.offer::<P>(driver, now, env)?;
@@ -578,10 +690,14 @@ impl Pool {
                 Some(b) => b,
                 None => match self.batcher.pop() {
                     Some(sealed) => match sealed.decode() {
-                        Ok(batch) => BatchRef {
-                            digest: sealed.digest,
-                            batch: Arc::new(batch),
-                        },
+                        Ok(batch) => {
+                            let b = BatchRef {
+                                digest: sealed.digest,
+                                batch: Arc::new(batch),
+                            };
+                            env.disseminate(&b, Some(&sealed));
+                            b
+                        }
                         // The batcher encoded it itself; failing to read it back is a
                         // bug, not an input problem: drop the batch, keep serving.
                         Err(e) => {
@@ -592,10 +708,13 @@ impl Pool {
                     None => return Ok(()),
                 },
             };
+            let txs = batch.batch.txs.len();
+            env.disseminate(&batch, None); // a no-op unless new and in digest mode
             if !driver.on_batch(batch.clone(), now, env)? {
                 self.stalled = Some(batch);
                 return Ok(());
             }
+            env.meters.batch_taken(txs);
         }
     }
 }
@@ -657,6 +776,14 @@ struct NodeEnv<'a> {
     report: NodeReport,
     /// An error that must stop the node (the chain log failed).
     fatal: Option<String>,
+    meters: Meters,
+    /// Dissemination by digest: where batches are kept (`None`: inline mode).
+    store: Option<BatchStore>,
+    fetcher: Fetcher,
+    /// Committed blocks waiting for their batches, in commit order.
+    waiting: std::collections::VecDeque<Commit>,
+    me: NodeId,
+    n: usize,
 }
 
 impl NodeEnv<'_> {
@@ -678,7 +805,7 @@ impl NodeEnv<'_> {
     }
 
     fn encode<M: Wire>(&self, msg: &M) -> Option<Frame> {
-        match msg.to_frame() {
+        match crate::dissem::protocol_frame(msg) {
             Ok(f) => Some(f),
             Err(e) => {
                 eprintln!("cannot encode a protocol message: {e}");
@@ -704,26 +831,83 @@ impl<P: NodeProtocol> Env<P> for NodeEnv<'_> {
 
     fn persist(&mut self, state: &P::Safety) -> Result<(), String> {
         let bytes = state.to_bytes().map_err(|e| e.to_string())?;
-        self.cell.store(&bytes).map_err(|e| e.to_string())
+        let storing = Instant::now();
+        let stored = self.cell.store(&bytes).map_err(|e| e.to_string());
+        self.meters.persisted(storing.elapsed());
+        stored
+    }
+
+    fn event(&mut self, event: &Event) {
+        self.meters.event(event);
     }
 
     fn commit(&mut self, c: Commit) {
+        if self.waiting.len() >= crate::dissem::MAX_WAITING_BLOCKS {
+            self.fatal.get_or_insert(format!(
+                "{} committed blocks wait for batches nobody sends",
+                self.waiting.len()
+            ));
+            return;
+        }
+        self.waiting.push_back(c);
+        self.execute_ready();
+    }
+}
+
+impl NodeEnv<'_> {
+    /// Executes the committed blocks at the front of the queue whose batches are all
+    /// here, in order; asks for the missing batches of the first one that waits.
+    fn execute_ready(&mut self) {
+        while let Some(c) = self.waiting.front() {
+            let batches: Vec<Arc<Batch>> = match &c.block.payload {
+                Payload::Inline(b) => b.iter().map(|b| Arc::new(b.clone())).collect(),
+                Payload::Digests(ds) => {
+                    let Some(store) = self.store.as_mut() else {
+                        self.fatal.get_or_insert(
+                            "a block carries batch digests but this node disseminates inline"
+                                .into(),
+                        );
+                        return;
+                    };
+                    let got: Vec<_> = ds.iter().map(|d| store.get(d)).collect();
+                    if got.iter().any(Option::is_none) {
+                        let proposer = c.block.proposer;
+                        for (d, g) in ds.iter().zip(&got) {
+                            if g.is_none() {
+                                self.fetcher.want(*d, proposer);
+                            }
+                        }
+                        return;
+                    }
+                    got.into_iter().flatten().collect()
+                }
+            };
+            let Some(c) = self.waiting.pop_front() else {
+                return;
+            };
+            self.execute(&c, &batches);
+        }
+    }
+
+    /// Logs a committed block, executes its transactions at most once, and sends the
+    /// receipts.
+    fn execute(&mut self, c: &Commit, batches: &[Arc<Batch>]) {
         self.report.committed_blocks += 1;
         self.report.committed_height = self.report.committed_height.max(c.block.height);
         // Durable before any receipt leaves. A failure stops the node: it could no
         // longer recover what it acknowledged.
+        let appending = Instant::now();
         let logged = Block::to_bytes(&c.block)
             .map_err(|e| e.to_string())
             .and_then(|b| self.chain.append(c.digest, &b).map_err(|e| e.to_string()));
+        self.meters.appended(appending.elapsed());
         if let Err(e) = logged {
             self.fatal.get_or_insert(e);
             return;
         }
-        let Payload::Inline(batches) = &c.block.payload else {
-            return;
-        };
+        self.meters.committed(&c.digest, &c.block);
         let mut receipts: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
-        for tx in batches.iter().flat_map(|b: &Batch| b.txs.iter()) {
+        for tx in batches.iter().flat_map(|b| b.txs.iter()) {
             if self.ledger.execute(tx.client, tx.nonce) {
                 self.report.committed_txs += 1;
                 self.report.ledger_txs += 1;
@@ -732,6 +916,8 @@ impl<P: NodeProtocol> Env<P> for NodeEnv<'_> {
                 self.report.duplicate_txs += 1;
             }
         }
+        self.meters
+            .executed(receipts.values().map(|n| n.len() as u64).sum());
         for (client, nonces) in receipts {
             let Some(&conn) = self.clients.get(&client) else {
                 continue;
@@ -745,6 +931,102 @@ impl<P: NodeProtocol> Env<P> for NodeEnv<'_> {
                         nonces: chunk.to_vec(),
                     },
                 );
+            }
+        }
+    }
+
+    /// Stores a batch this node sealed and sends it to every peer (digest mode), before
+    /// the leader half may propose its digest.
+    fn disseminate(&mut self, batch: &BatchRef, sealed: Option<&SealedBatch>) {
+        let Some(store) = self.store.as_mut() else {
+            return;
+        };
+        if store.contains(&batch.digest) {
+            return;
+        }
+        let sealed = match sealed {
+            Some(s) => s.clone(),
+            None => match SealedBatch::seal(&batch.batch) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("cannot seal a batch: {e}");
+                    return;
+                }
+            },
+        };
+        if let Err(e) = store.insert(&sealed, batch.batch.clone()) {
+            self.fatal.get_or_insert(format!("batch log: {e}"));
+            return;
+        }
+        if let Some(f) = store.frame_of(&batch.digest) {
+            self.net.broadcast(&f);
+        }
+    }
+
+    /// A batch from a peer: validated, hashed, stored; blocks waiting for it run.
+    fn on_batch_frame(&mut self, origin: olympus_net::Origin, archive: &[u8]) {
+        let Some(store) = self.store.as_mut() else {
+            return; // inline mode: nobody should send batches; ignore
+        };
+        let sealed = match SealedBatch::from_archive(archive) {
+            Ok(s) => s,
+            Err(_) => {
+                self.report.invalid_frames += 1;
+                self.meters.rejected(Reject::Decode);
+                self.net.report_invalid(origin);
+                return;
+            }
+        };
+        if !store.contains(&sealed.digest) {
+            let batch = match sealed.decode() {
+                Ok(b) => Arc::new(b),
+                Err(_) => return,
+            };
+            if let Err(e) = store.insert(&sealed, batch) {
+                self.fatal.get_or_insert(format!("batch log: {e}"));
+                return;
+            }
+        }
+        self.fetcher.got(&sealed.digest);
+        self.execute_ready();
+    }
+
+    /// A peer asks for batches: send those this node has.
+    fn on_fetch(&mut self, from: NodeId, origin: olympus_net::Origin, archive: &[u8]) {
+        let req = match FetchBatches::from_bytes(archive) {
+            Ok(r) if r.digests.len() <= crate::dissem::MAX_FETCH_DIGESTS => r,
+            _ => {
+                self.report.invalid_frames += 1;
+                self.meters.rejected(Reject::Decode);
+                self.net.report_invalid(origin);
+                return;
+            }
+        };
+        let Some(store) = self.store.as_ref() else {
+            return;
+        };
+        for d in &req.digests {
+            if let Some(f) = store.frame_of(d) {
+                let _ = self.net.try_send(from, f);
+            }
+        }
+    }
+
+    /// Sends the fetch requests that are due.
+    fn fetch_due(&mut self, now: Duration) {
+        if self.fetcher.is_empty() {
+            return;
+        }
+        for (to, digests) in self.fetcher.due(now, self.me, self.n) {
+            let req = FetchBatches { digests };
+            match req
+                .to_bytes()
+                .and_then(|a| crate::dissem::frame(Kind::Fetch, &a))
+            {
+                Ok(f) => {
+                    let _ = self.net.try_send(to, f);
+                }
+                Err(e) => eprintln!("cannot encode a fetch: {e}"),
             }
         }
     }

@@ -269,6 +269,9 @@ pub struct ReplicaConfig {
     /// Most transactions a leader puts in one block (it always takes at least one
     /// batch, so a single larger batch still goes out).
     pub max_block_txs: usize,
+    /// Proposals carry batch digests instead of the batches (the driver disseminates
+    /// the batches itself, before proposing, and fetches missing ones).
+    pub payload_by_digest: bool,
     /// Most batches the leader half holds waiting to be proposed; more are refused.
     pub max_pending_batches: usize,
 }
@@ -283,6 +286,7 @@ impl ReplicaConfig {
             delta: Duration::from_millis(50),
             max_batches_per_block: 16,
             max_block_txs: usize::MAX,
+            payload_by_digest: false,
             max_pending_batches: 4096,
         }
     }
@@ -324,6 +328,23 @@ pub fn take_for_block(
     out
 }
 
+/// The payload of the next block, from the front of `pending` (see [`take_for_block`]):
+/// the batches inline, or their digests when `cfg.payload_by_digest`. Also returns how
+/// many batches it holds.
+pub fn payload_for_block(
+    pending: &mut std::collections::VecDeque<BatchRef>,
+    cfg: &ReplicaConfig,
+) -> (olympus_types::Payload, usize) {
+    let taken = take_for_block(pending, cfg);
+    let k = taken.len();
+    let payload = if cfg.payload_by_digest {
+        olympus_types::Payload::Digests(taken.iter().map(|b| b.digest).collect())
+    } else {
+        olympus_types::Payload::Inline(taken.into_iter().map(|b| (*b.batch).clone()).collect())
+    };
+    (payload, k)
+}
+
 /// One half of a replica.
 pub trait Half<M, S> {
     /// Called once, before any other input.
@@ -349,6 +370,11 @@ pub trait Protocol: 'static {
 
     /// The protocol's command-line name.
     const NAME: &'static str;
+
+    /// Whether the protocol assumes synchrony (every message between honest replicas
+    /// arrives within `ReplicaConfig::delta`; n = 2f+1). The simulator then injects only
+    /// the faults synchrony allows.
+    const SYNCHRONOUS: bool = false;
 
     /// Checks every signature and certificate in `msg`, claimed to come from `from`.
     /// Stateless: it depends only on the committee.

@@ -149,8 +149,7 @@ use crate::pacemaker::Pacemaker;
 use crate::votes::Collector;
 use olympus_crypto::{Committee, Keypair};
 use olympus_types::{
-    AggregateSignature, Block, Digest, Height, NodeId, Payload, QuorumCert, Signature, Statement,
-    View,
+    AggregateSignature, Block, Digest, Height, NodeId, QuorumCert, Signature, Statement, View,
 };
 use rkyv::{Archive, Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet, VecDeque};
@@ -565,11 +564,7 @@ impl Leader {
         if view <= self.last_proposed || self.election.leader(view) != self.id {
             return;
         }
-        let batches: Vec<_> = crate::contract::take_for_block(&mut self.pending, &self.cfg)
-            .into_iter()
-            .map(|b| (*b.batch).clone())
-            .collect();
-        let take = batches.len();
+        let (payload, take) = crate::contract::payload_for_block(&mut self.pending, &self.cfg);
         let justify = self.high_qc;
         let block = Block {
             parent: justify.block,
@@ -577,7 +572,7 @@ impl Leader {
             height: justify.height + 1,
             proposer: self.id,
             justify,
-            payload: Payload::Inline(batches),
+            payload,
         };
         let digest = block.digest();
         let signature = self.key.sign(&proposal_statement(&digest));
@@ -1039,7 +1034,7 @@ mod tests {
     use super::*;
     use crate::contract::Action;
     use olympus_crypto::Scheme;
-    use olympus_types::{Batch, Transaction};
+    use olympus_types::{Batch, Payload, Transaction};
     use std::collections::VecDeque;
     use std::time::Duration;
 

@@ -108,8 +108,7 @@ use crate::pacemaker::Pacemaker;
 use crate::votes::Collector;
 use olympus_crypto::{Committee, Keypair};
 use olympus_types::{
-    AggregateSignature, Block, Digest, Height, NodeId, Payload, QuorumCert, Signature, Statement,
-    View,
+    AggregateSignature, Block, Digest, Height, NodeId, QuorumCert, Signature, Statement, View,
 };
 use rkyv::{Archive, Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
@@ -480,18 +479,14 @@ impl Leader {
                 return;
             }
         }
-        let batches: Vec<_> = crate::contract::take_for_block(&mut self.pending, &self.cfg)
-            .into_iter()
-            .map(|b| (*b.batch).clone())
-            .collect();
-        let take = batches.len();
+        let (payload, take) = crate::contract::payload_for_block(&mut self.pending, &self.cfg);
         let block = Block {
             parent: justify.block,
             view,
             height: justify.height + 1,
             proposer: self.id,
             justify,
-            payload: Payload::Inline(batches),
+            payload,
         };
         let digest = block.digest();
         let signature = self.key.sign(&proposal_statement(&digest));
@@ -897,7 +892,7 @@ mod tests {
     use super::*;
     use crate::contract::Action;
     use olympus_crypto::Scheme;
-    use olympus_types::{Batch, Transaction};
+    use olympus_types::{Batch, Payload, Transaction};
     use std::collections::VecDeque;
     use std::time::Duration;
 

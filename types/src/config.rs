@@ -61,7 +61,18 @@ pub struct ProtocolParams {
     pub delta_ms: u64,
     /// Transactions per block (the leader fills blocks up to this many).
     pub block_size: usize,
+    /// How batches reach the replicas: `inline` (in the leader's proposals) or
+    /// `digests` (broadcast by their makers first; proposals carry digests).
+    #[serde(default = "default_dissemination")]
+    pub dissemination: String,
 }
+
+fn default_dissemination() -> String {
+    "inline".into()
+}
+
+/// The dissemination modes of [`ProtocolParams::dissemination`].
+pub const DISSEMINATION_MODES: &[&str] = &["inline", "digests"];
 
 impl Default for ProtocolParams {
     fn default() -> Self {
@@ -70,6 +81,7 @@ impl Default for ProtocolParams {
             view_timeout_ms: 1000,
             delta_ms: 50,
             block_size: 400,
+            dissemination: default_dissemination(),
         }
     }
 }
