@@ -67,8 +67,12 @@ impl Cluster {
             base,
         };
         for i in 0..n {
+            // Faulty nodes mis-sign; honest node 0 checks signatures on a shard of its
+            // own (the verify placement), the others on their only shard.
             let child = if faulty.contains(&i) {
                 c.spawn_node_with(i, &["--fault", "mis-sign"])
+            } else if i == 0 && !faulty.is_empty() {
+                c.spawn_node_with(i, &["--placement", "verify"])
             } else {
                 c.spawn_node(i)
             };

@@ -15,4 +15,5 @@ pub mod meters;
 pub mod metrics;
 pub mod node;
 pub mod placement;
+pub mod verify;
 pub mod wire;

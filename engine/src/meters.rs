@@ -36,7 +36,7 @@
 use metrics::{Counter, Gauge, Histogram};
 use olympus_net::{Inbox, NetHandle, NetStats};
 use olympus_protocols::Event;
-use olympus_types::{Block, Digest, NodeId, Payload};
+use olympus_types::{Batch, Digest, NodeId};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -294,17 +294,15 @@ impl Meters {
         }
     }
 
-    /// A block is committed (and logged).
-    pub fn committed(&mut self, digest: &Digest, block: &Block) {
+    /// A block at `height` is committed, logged and about to be executed: its
+    /// `batches` (inline or fetched by digest).
+    pub fn committed(&mut self, digest: &Digest, height: u64, batches: &[Arc<Batch>]) {
         let now = Instant::now();
-        let batches = match &block.payload {
-            Payload::Inline(b) => b.len(),
-            Payload::Digests(d) => d.len(),
-        };
         self.commits.increment(1);
-        self.committed_batches.increment(batches as u64);
-        self.committed_height.set(block.height as f64);
-        self.block_txs.record(block.payload.inline_txs() as f64);
+        self.committed_batches.increment(batches.len() as u64);
+        self.committed_height.set(height as f64);
+        let txs: usize = batches.iter().map(|b| b.txs.len()).sum();
+        self.block_txs.record(txs as f64);
         if let Some(last) = self.last_commit.replace(now) {
             self.commit_interval_us.record(us(now - last));
         }
@@ -425,23 +423,20 @@ mod tests {
                 kind: "vote",
                 reason: "stale",
             });
-            let tx = |nonce| olympus_types::Transaction {
-                client: 1,
-                nonce,
-                payload: vec![],
-            };
-            let block = |height, txs: Vec<Vec<u64>>| Block {
-                height,
-                payload: Payload::Inline(
-                    txs.into_iter()
-                        .map(|b| olympus_types::Batch::new(b.into_iter().map(tx).collect()))
+            let batch = |nonces: std::ops::Range<u64>| {
+                Arc::new(Batch::new(
+                    nonces
+                        .map(|nonce| olympus_types::Transaction {
+                            client: 1,
+                            nonce,
+                            payload: vec![],
+                        })
                         .collect(),
-                ),
-                ..Block::genesis()
+                ))
             };
-            m.committed(&b, &block(9, vec![(0..4).collect(), (4..10).collect()]));
+            m.committed(&b, 9, &[batch(0..4), batch(4..10)]);
             m.executed(10);
-            m.committed(&Digest([8; 32]), &block(10, vec![(10..15).collect()]));
+            m.committed(&Digest([8; 32]), 10, &[batch(10..15)]);
             m.executed(4);
             m.rejected(Reject::Signature);
             m.ran(Duration::from_millis(20));

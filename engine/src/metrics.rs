@@ -144,7 +144,10 @@ impl AtomicHistogram {
     pub fn record_u64(&self, v: u64) {
         self.buckets[bucket_index(v)].fetch_add(1, Ordering::Relaxed);
         self.sum.fetch_add(v, Ordering::Relaxed);
-        self.max.fetch_max(v, Ordering::Relaxed);
+        // A plain load first: the maximum rarely moves, and `fetch_max` is a CAS loop.
+        if v > self.max.load(Ordering::Relaxed) {
+            self.max.fetch_max(v, Ordering::Relaxed);
+        }
     }
 
     /// Copies the histogram. The count is the sum of the bucket counts, so percentiles

@@ -58,7 +58,7 @@
 use crate::dissem::{BatchStore, FetchBatches, Fetcher, Kind};
 use crate::driver::{Driver, DriverError, Env};
 use crate::meters::{Meters, Reject};
-use crate::placement::Placement;
+use crate::placement::{Placement, Role};
 use crate::wire::Wire;
 use olympus_crypto::{Committee, Keypair, Scheme};
 use olympus_mempool::{
@@ -294,12 +294,21 @@ pub fn run<P: NodeProtocol>(settings: NodeSettings) -> Result<NodeReport, NodeEr
         P::NAME,
         settings.placement
     );
-    if shards != 1 {
+    let plan = &settings.placement;
+    let core = plan.shard_of(Role::Network);
+    if [Role::Mempool, Role::Leader, Role::Voter]
+        .iter()
+        .any(|r| plan.shard_of(*r) != core)
+        || shards > 2
+    {
         return Err(NodeError::Config(format!(
-            "this node runs the compact placement (one shard); the plan asks for {shards} \
-             shards: use --placement compact"
+            "this node runs network, mempool, leader and voter on one shard, and \
+             signature verification on the same shard or one of its own; the plan asks \
+             for {shards} shards with the core roles apart: use --placement compact or \
+             --placement verify"
         )));
     }
+    let verify_apart = plan.shard_of(Role::Verify) != core;
     let memlock = olympus_net::checks::check_all(shards)?;
     eprintln!("olympus node {}: {memlock:?}", settings.config.id);
     let (key, committee) = load_keys(&settings.config)?;
@@ -342,15 +351,34 @@ pub fn run<P: NodeProtocol>(settings: NodeSettings) -> Result<NodeReport, NodeEr
         Some(cpu) => glommio::Placement::Fixed(cpu),
         None => glommio::Placement::Unbound,
     };
+    let (verifier, verify_thread) = if verify_apart {
+        let shard = settings.placement.shard_of(Role::Verify);
+        let at = match settings.placement.cpu_of(shard) {
+            Some(cpu) => glommio::Placement::Fixed(cpu),
+            None => glommio::Placement::Unbound,
+        };
+        let (ends, thread) = crate::verify::start::<P>(
+            at,
+            committee.clone(),
+            format!("olympus-verify-{}", settings.config.id),
+        )
+        .map_err(NodeError::Executor)?;
+        (Some(ends), Some(thread))
+    } else {
+        (None, None)
+    };
     let handle = olympus_net::rt::executor_builder(placement)
         .name(&format!("olympus-node-{}", settings.config.id))
-        .spawn(
-            move || async move { main_loop::<P>(settings, key, committee, cell, restored).await },
-        )
+        .spawn(move || async move {
+            main_loop::<P>(settings, key, committee, cell, restored, verifier).await
+        })
         .map_err(|e| NodeError::Executor(e.to_string()))?;
     let result = handle
         .join()
         .map_err(|e| NodeError::Executor(e.to_string()))?;
+    if let Some(t) = verify_thread {
+        let _ = t.join();
+    }
     dump_metrics(id, &metrics_out);
     result
 }
@@ -374,9 +402,14 @@ async fn main_loop<P: NodeProtocol>(
     committee: Arc<Committee>,
     cell: DurableCell,
     restored: Option<P::Safety>,
+    verifier: Option<crate::verify::Ends<P>>,
 ) -> Result<NodeReport, NodeError> {
     let cfg = &settings.config;
     let me = NodeId(cfg.id);
+    let verifier = match verifier {
+        Some(ends) => Some((ends.jobs.connect().await, ends.verdicts.connect().await)),
+        None => None,
+    };
     let peer_addrs = cfg.committee.members.iter().map(|m| m.peer_addr).collect();
     let mut net_cfg = NetConfig::new(me, peer_addrs, key.clone(), committee.clone());
     net_cfg.client_addr = Some(cfg.committee.members[me.index()].client_addr);
@@ -467,6 +500,7 @@ async fn main_loop<P: NodeProtocol>(
 
     // When the loop last woke from a wait: how long it runs without yielding.
     let mut running_since = Instant::now();
+    let mut pending_verdict: Option<crate::verify::Verdict<P::Msg>> = None;
     while !SHUTDOWN.load(Ordering::SeqCst) {
         if let Some(e) = env.fatal.take() {
             net.shutdown().await;
@@ -493,10 +527,25 @@ async fn main_loop<P: NodeProtocol>(
         } else {
             let sleep = wake.saturating_sub(now);
             env.meters.ran(running_since.elapsed());
-            let woke = futures_lite::future::or(async { Some(inbox.recv().await) }, async {
-                glommio::timer::sleep(sleep).await;
-                None
-            })
+            let woke = futures_lite::future::or(
+                async { Some(inbox.recv().await) },
+                futures_lite::future::or(
+                    async {
+                        match &verifier {
+                            Some((_, verdicts)) => {
+                                let v = verdicts.recv().await;
+                                pending_verdict = v;
+                                None
+                            }
+                            None => std::future::pending().await,
+                        }
+                    },
+                    async {
+                        glommio::timer::sleep(sleep).await;
+                        None
+                    },
+                ),
+            )
             .await;
             running_since = Instant::now();
             match woke {
@@ -505,6 +554,21 @@ async fn main_loop<P: NodeProtocol>(
                 None => None,
             }
         };
+        // Verdicts of the verify shard: the one that woke us, then any ready.
+        if let Some((_, verdicts)) = &verifier {
+            let mut ready = 0;
+            while let Some(v) = pending_verdict.take().or_else(|| {
+                if ready < MAX_FRAMES_PER_TURN {
+                    futures_lite::future::block_on(futures_lite::future::poll_once(verdicts.recv()))
+                        .flatten()
+                } else {
+                    None
+                }
+            }) {
+                ready += 1;
+                on_verdict::<P>(v, &mut driver, &mut env, &start)?;
+            }
+        }
         let mut next = first;
         let mut handled = 0;
         while let Some(m) = next {
@@ -512,10 +576,10 @@ async fn main_loop<P: NodeProtocol>(
                 m,
                 &mut driver,
                 &mut pool,
-                &committee,
-                &key,
+                (&committee, &key),
                 &mut env,
                 &start,
+                verifier.as_ref().map(|(jobs, _)| jobs),
             )?;
             handled += 1;
             next = if handled < MAX_FRAMES_PER_TURN {
@@ -544,16 +608,32 @@ fn handle<P: NodeProtocol>(
     m: Incoming,
     driver: &mut Driver<P>,
     pool: &mut Pool,
-    committee: &Committee,
-    key: &Keypair,
+    (committee, key): (&Committee, &Keypair),
     env: &mut NodeEnv<'_>,
     start: &Instant,
+    verifier: Option<&glommio::channels::shared_channel::ConnectedSender<crate::verify::Job>>,
 ) -> Result<(), NodeError> {
     let origin = m.origin();
     match m {
         Incoming::Peer { from, body } => {
             env.meters.frame_in(true);
             let archive = match crate::dissem::split(&body) {
+                Some((Kind::Protocol, _)) if verifier.is_some() => {
+                    // To the verify shard; if its queue is full, check it here.
+                    let job = (from, body);
+                    return match verifier.map(|v| v.try_send(job)) {
+                        Some(Err(glommio::GlommioError::Closed(
+                            glommio::ResourceType::Channel((f, b)),
+                        )))
+                        | Some(Err(glommio::GlommioError::WouldBlock(
+                            glommio::ResourceType::Channel((f, b)),
+                        ))) => {
+                            let v = crate::verify::judge::<P>(f, &b, committee);
+                            on_verdict::<P>(v, driver, env, start)
+                        }
+                        _ => Ok(()),
+                    };
+                }
                 Some((Kind::Protocol, archive)) => archive,
                 Some((Kind::Batch, archive)) => {
                     env.on_batch_frame(origin, archive);
@@ -664,6 +744,34 @@ fn handle<P: NodeProtocol>(
                     pool.offer::<P>(driver, now, env)?;
                 }
             }
+        }
+    }
+    Ok(())
+}
+
+/// Acts on what the verify shard (or the fallback in [`handle`]) found.
+fn on_verdict<P: NodeProtocol>(
+    v: crate::verify::Verdict<P::Msg>,
+    driver: &mut Driver<P>,
+    env: &mut NodeEnv<'_>,
+    start: &Instant,
+) -> Result<(), NodeError> {
+    use crate::verify::Verdict;
+    match v {
+        Verdict::Ok { from, msg, took } => {
+            env.meters.verified(took);
+            driver.on_message(from, msg, start.elapsed(), env)?;
+        }
+        Verdict::Undecodable { from } => {
+            env.report.invalid_frames += 1;
+            env.meters.rejected(Reject::Decode);
+            env.net.report_invalid(olympus_net::Origin::Peer(from));
+        }
+        Verdict::BadSignature { from, took } => {
+            env.meters.verified(took);
+            env.report.bad_signatures += 1;
+            env.meters.rejected(Reject::Signature);
+            env.net.report_invalid(olympus_net::Origin::Peer(from));
         }
     }
     Ok(())
@@ -905,7 +1013,7 @@ impl NodeEnv<'_> {
             self.fatal.get_or_insert(e);
             return;
         }
-        self.meters.committed(&c.digest, &c.block);
+        self.meters.committed(&c.digest, c.block.height, batches);
         let mut receipts: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
         for tx in batches.iter().flat_map(|b| b.txs.iter()) {
             if self.ledger.execute(tx.client, tx.nonce) {

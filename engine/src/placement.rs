@@ -49,7 +49,7 @@ pub struct Placement {
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum PlacementError {
     #[error(
-        "unknown placement {0:?}: use compact, spread, or role=shard pairs like network=0,voter=1"
+        "unknown placement {0:?}: use compact, verify, spread, or role=shard pairs like network=0,voter=1"
     )]
     Unknown(String),
     #[error("role {0} is not placed")]
@@ -62,6 +62,18 @@ impl Placement {
         Placement {
             assignment: Role::ALL.iter().map(|r| (*r, 0)).collect(),
             cpus: vec![None],
+        }
+    }
+
+    /// Network, mempool, leader and voter on shard 0; signature verification on
+    /// shard 1.
+    pub fn verify_apart() -> Self {
+        Placement {
+            assignment: Role::ALL
+                .iter()
+                .map(|r| (*r, usize::from(*r == Role::Verify)))
+                .collect(),
+            cpus: vec![None, None],
         }
     }
 
@@ -79,6 +91,7 @@ impl Placement {
         match s {
             "compact" => return Ok(Self::compact()),
             "spread" => return Ok(Self::spread(None)),
+            "verify" => return Ok(Self::verify_apart()),
             _ => {}
         }
         let mut assignment = Vec::new();
