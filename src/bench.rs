@@ -198,7 +198,7 @@ pub struct BenchArgs {
     #[arg(long, value_name = "TX/S")]
     pub rate: Option<u64>,
     /// How each node places its roles on cores (passed to `olympus node --placement`).
-    #[arg(long, default_value = "compact", value_parser = ["compact", "spread"])]
+    #[arg(long, default_value = "compact", value_parser = ["compact", "verify"])]
     pub placement: String,
     /// Repetitions of each (protocol, n) cell; the table and summary.csv then give
     /// min/median/max.
@@ -216,6 +216,10 @@ pub struct BenchArgs {
     /// Base view timeout in milliseconds.
     #[arg(long, default_value_t = 1000, value_name = "MS")]
     pub view_timeout_ms: u64,
+    /// How batches reach the replicas: inline (in proposals) or digests (broadcast
+    /// first; proposals carry digests).
+    #[arg(long, default_value = "inline", value_parser = ["inline", "digests"])]
+    pub dissemination: String,
     /// Keep the nodes' data directories (logs and configuration are always kept).
     #[arg(long)]
     pub keep: bool,
@@ -860,6 +864,8 @@ fn run_one(
         .arg(args.view_timeout_ms.to_string())
         .arg("--delta-ms")
         .arg(args.delta_ms.to_string())
+        .arg("--dissemination")
+        .arg(&args.dissemination)
         .arg("--data-dir")
         .arg(&data_dir);
     let log = File::create(&genconfig_log)

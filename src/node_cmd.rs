@@ -30,8 +30,10 @@ pub struct NodeArgs {
     /// The node's configuration file (written by `olympus genconfig`).
     #[arg(long)]
     pub config: PathBuf,
-    /// Which shard runs which role: compact (every role on one shard). Plans with more
-    /// shards (spread, or role=shard pairs) are printed and refused for now.
+    /// Which shard runs which role: compact (every role on one shard: the right plan
+    /// when several nodes share few cores), or verify (signature checks on a second
+    /// shard). Plans that put network, mempool, leader and voter apart (spread) are
+    /// printed and refused for now.
     #[arg(long, default_value = "compact")]
     pub placement: String,
     /// Pin the node's shard to this CPU (default: let the kernel schedule it).
