@@ -335,7 +335,7 @@ mod tests {
     fn four_drivers_commit_through_a_fifo_network() {
         let (committee, mut drivers) = cluster(4);
         let mut envs: Vec<Recorder> = (0..4).map(|_| Recorder::default()).collect();
-        let now = Duration::ZERO;
+        let mut now = Duration::ZERO;
         let txs = (0..5)
             .map(|nonce| Transaction {
                 client: 1,
@@ -350,6 +350,11 @@ mod tests {
             d.start(now, e).unwrap();
         }
         for _round in 0..200 {
+            // Time passes (idle leaders propose on their timers) but no view times out.
+            now += Duration::from_millis(20);
+            for (d, e) in drivers.iter_mut().zip(envs.iter_mut()) {
+                d.fire_timers(now, e).unwrap();
+            }
             let mut inflight = Vec::new();
             for (i, e) in envs.iter_mut().enumerate() {
                 for (to, m) in e.out.drain(..) {

@@ -185,6 +185,25 @@ impl BlockTree {
         }
     }
 
+    /// Whether `d` or one of its uncommitted ancestors carries a payload: then blocks
+    /// must keep coming until it commits. Looks at most [`MAX_UNCOMMITTED`] blocks back
+    /// (and says yes beyond that).
+    pub fn uncommitted_payload(&self, d: &Digest) -> bool {
+        let mut cur = *d;
+        for _ in 0..MAX_UNCOMMITTED {
+            match self.blocks.get(&cur) {
+                Some(b) if b.height > self.committed_height => {
+                    if !b.payload.is_empty() {
+                        return true;
+                    }
+                    cur = b.parent;
+                }
+                _ => return false,
+            }
+        }
+        true
+    }
+
     /// `d` and up to `max - 1` of its ancestors, oldest first (for a peer catching up).
     pub fn chain_ending_at(&self, d: &Digest, max: usize) -> Vec<Arc<Block>> {
         let mut out = Vec::new();

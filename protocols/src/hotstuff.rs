@@ -128,6 +128,18 @@
 //! and timeouts, and aggregates the TCs it enters views by. They never share state; a
 //! voter sends its vote to its own leader half like to any other.
 //!
+//! ## Pacing
+//!
+//! A leader that holds a QC proposes at once when it has batches, or when a vote of the
+//! quorum says the voted block or an uncommitted ancestor carries transactions (the
+//! unsigned `busy` hint of [`Vote`]): such a block commits only after two more blocks
+//! are certified, so they must follow quickly. Otherwise — an idle cluster — it waits
+//! [`IDLE_PROPOSE_DELAY`] (at most a quarter of the view timeout) or until a batch
+//! arrives before proposing an empty block. Views keep turning without timeouts, but
+//! an idle cluster does not spin at full speed. Pacing decides only *when* a proposal
+//! is made, never what is voted or committed, so it cannot affect safety; a Byzantine
+//! voter lying in the hint costs idle CPU or a little latency.
+//!
 //! ## Where signatures are checked
 //!
 //! [`HotStuff::verify`] checks every signature and certificate of a message before a
@@ -163,6 +175,10 @@ pub const MAX_BUFFERED_PROPOSALS: usize = 64;
 pub const MAX_COLLECTING_VIEWS: usize = 64;
 
 const VIEW_TIMER: TimerId = TimerId(1);
+/// The leader half's timer for a deferred empty proposal.
+const IDLE_TIMER: TimerId = TimerId(2);
+/// Longest a leader with nothing to order waits before proposing an empty block.
+pub const IDLE_PROPOSE_DELAY: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// A timeout certificate: 2f+1 signed timeouts for `view`.
 #[derive(Archive, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
@@ -192,6 +208,10 @@ pub struct Vote {
     pub block: Digest,
     pub voter: NodeId,
     pub signature: Signature,
+    /// Not signed, a hint for pacing: the voted block or an uncommitted ancestor carries
+    /// transactions, so the next leader should not wait before proposing (see
+    /// "Pacing" in the module docs). A lie costs only idle CPU or a little latency.
+    pub busy: bool,
 }
 
 /// A signed timeout for `view`, carrying the sender's highest QC, its highest TC and its
@@ -486,11 +506,14 @@ pub struct Leader {
     election: RoundRobin,
     high_qc: QuorumCert,
     last_proposed: View,
-    votes: Collector<(View, Height, Digest), Signature>,
+    votes: Collector<(View, Height, Digest), (Signature, bool)>,
     timeouts: Collector<View, (Signature, QuorumCert)>,
     pending: VecDeque<BatchRef>,
     max_pending: usize,
     cfg: ReplicaConfig,
+    /// A view this leader may propose in (it holds the QC) but waits in, because it has
+    /// no batches and the chain nothing left to commit.
+    deferred: Option<View>,
 }
 
 impl Leader {
@@ -508,7 +531,15 @@ impl Leader {
             pending: VecDeque::new(),
             max_pending: cfg.max_pending_batches,
             cfg: cfg.clone(),
+            deferred: None,
         }
+    }
+
+    /// How long a leader with nothing to order waits before it proposes an empty block:
+    /// well inside the replicas' view timeout, so an idle cluster changes views without
+    /// timeouts but without spinning either.
+    pub fn idle_delay(&self) -> std::time::Duration {
+        (self.cfg.view_timeout / 4).min(IDLE_PROPOSE_DELAY)
     }
 
     /// Batches waiting to be proposed.
@@ -526,10 +557,12 @@ impl Leader {
     /// the QC and, if this replica leads the next view, proposes in it.
     fn on_vote(&mut self, v: Vote, cx: &mut Cx) {
         let key = (v.view, v.height, v.block);
-        if let Some(q) = self.votes.add(key, v.voter, v.signature) {
+        if let Some(q) = self.votes.add(key, v.voter, (v.signature, v.busy)) {
             // Aggregate-then-verify: the votes' signatures were not checked on arrival.
             let statement = vote_statement(v.view, v.height, &v.block);
-            let (sig, bad) = self.committee.aggregate(&statement, &q);
+            let sigs: Vec<_> = q.iter().map(|(n, (s, _))| (*n, *s)).collect();
+            let busy = q.iter().any(|(_, (_, b))| *b);
+            let (sig, bad) = self.committee.aggregate(&statement, &sigs);
             if !bad.is_empty() {
                 let good = q.into_iter().filter(|(n, _)| !bad.contains(n)).collect();
                 self.votes.reopen(&key, good);
@@ -550,7 +583,15 @@ impl Leader {
                 block: v.block,
             });
             self.raise_high_qc(&qc);
-            self.propose(v.view + 1, None, cx);
+            if busy || !self.pending.is_empty() {
+                self.propose(v.view + 1, None, cx);
+            } else if self.election.leader(v.view + 1) == self.id && v.view + 1 > self.last_proposed
+            {
+                // Nothing to order and nothing to commit: wait a little, unless a batch
+                // comes first.
+                self.deferred = Some(v.view + 1);
+                cx.set_timer(IDLE_TIMER, self.idle_delay());
+            }
         }
     }
 
@@ -563,6 +604,9 @@ impl Leader {
     fn propose(&mut self, view: View, tc: Option<TimeoutCert>, cx: &mut Cx) {
         if view <= self.last_proposed || self.election.leader(view) != self.id {
             return;
+        }
+        if self.deferred.take().is_some() {
+            cx.cancel_timer(IDLE_TIMER);
         }
         let (payload, take) = crate::contract::payload_for_block(&mut self.pending, &self.cfg);
         let justify = self.high_qc;
@@ -639,13 +683,23 @@ impl Half<HsMsg, Safety> for Leader {
         }
     }
 
-    fn on_timer(&mut self, _id: TimerId, _cx: &mut Cx) {}
+    fn on_timer(&mut self, id: TimerId, cx: &mut Cx) {
+        if id == IDLE_TIMER {
+            if let Some(view) = self.deferred.take() {
+                self.propose(view, None, cx);
+            }
+        }
+    }
 
-    fn on_batch(&mut self, batch: BatchRef, _cx: &mut Cx) -> bool {
+    fn on_batch(&mut self, batch: BatchRef, cx: &mut Cx) -> bool {
         if self.pending.len() >= self.max_pending {
             return false;
         }
         self.pending.push_back(batch);
+        if let Some(view) = self.deferred.take() {
+            cx.cancel_timer(IDLE_TIMER);
+            self.propose(view, None, cx);
+        }
         true
     }
 }
@@ -879,6 +933,7 @@ impl Voter {
             block: digest,
             voter: self.id,
             signature,
+            busy: self.tree.uncommitted_payload(&digest),
         };
         self.safety.last_voted = block.view;
         self.safety.last_vote = Some(vote);
@@ -1046,7 +1101,8 @@ mod tests {
         persisted: Option<Safety>,
     }
 
-    /// A perfect network: FIFO delivery, every message verified, timers never fire.
+    /// A perfect network: FIFO delivery, every message verified; view timers fire only
+    /// when a test says so, a leader's idle timer whenever the network is quiet.
     struct Net {
         nodes: Vec<Node>,
         committee: Arc<Committee>,
@@ -1121,6 +1177,18 @@ mod tests {
         }
 
         fn step(&mut self, silent: &[NodeId]) -> bool {
+            if self.queue.is_empty() {
+                // Idle time passes (less than a view timeout): a leader that deferred an
+                // empty proposal makes it now.
+                for i in 0..self.nodes.len() {
+                    let id = NodeId(i as u16);
+                    if !silent.contains(&id) {
+                        let mut cx = Cx::new(Duration::ZERO);
+                        self.nodes[i].leader.on_timer(IDLE_TIMER, &mut cx);
+                        self.apply(id, &mut cx);
+                    }
+                }
+            }
             let Some((from, to, msg)) = self.queue.pop_front() else {
                 return false;
             };
@@ -1408,6 +1476,7 @@ mod tests {
             block: d,
             voter: NodeId(i as u16),
             signature: keys[i].sign(&vote_statement(view, 2, &d)),
+            busy: true,
         };
         let timeout = |view: View, high_tc, last_vote| Timeout {
             view,
@@ -1453,6 +1522,77 @@ mod tests {
         assert!(HotStuff::verify(HsMsg::Tc(wrong), NodeId(3), &net.committee).is_err());
     }
 
+    /// Pacing: with no batches and votes saying nothing is left to commit, the leader
+    /// defers its empty proposal to its idle timer; a batch, or a busy vote, makes it
+    /// propose at once.
+    #[test]
+    fn an_idle_leader_waits_and_a_batch_or_a_busy_chain_wakes_it() {
+        let n = 4;
+        let keys = keys(n, Scheme::Insecure);
+        let pks: Vec<_> = keys.iter().map(|k| k.public()).collect();
+        let committee = Arc::new(Committee::new(Scheme::Insecure, &pks).unwrap());
+        let cfg = ReplicaConfig::new(NodeId(2), n);
+        let (mut leader, _) =
+            HotStuff::create(&cfg, Arc::new(keys[2].clone()), committee.clone(), None);
+        let vote = |i: usize, view: View, busy: bool| {
+            let d = Digest::of(&view.to_le_bytes());
+            Vote {
+                view,
+                height: view,
+                block: d,
+                voter: NodeId(i as u16),
+                signature: keys[i].sign(&vote_statement(view, view, &d)),
+                busy,
+            }
+        };
+        let proposed = |cx: &Cx| {
+            cx.actions()
+                .iter()
+                .filter(|a| {
+                    matches!(
+                        a,
+                        Action::Broadcast {
+                            msg: HsMsg::Propose(_)
+                        }
+                    )
+                })
+                .count()
+        };
+        let idle_timer_set = |cx: &Cx| {
+            cx.actions()
+                .iter()
+                .any(|a| matches!(a, Action::SetTimer { id, .. } if *id == IDLE_TIMER))
+        };
+        // Idle: a QC for view 1 (node 2 leads view 2), nothing pending, nothing busy.
+        let mut cx = Cx::new(Duration::ZERO);
+        for i in 0..3 {
+            let v = Verified::assume_verified(HsMsg::Vote(vote(i, 1, false)));
+            leader.on_message(NodeId(i as u16), v, &mut cx);
+        }
+        assert_eq!(proposed(&cx), 0, "an idle leader waits");
+        assert!(idle_timer_set(&cx));
+        // A batch arrives: it proposes at once, with the batch.
+        let mut cx = Cx::new(Duration::ZERO);
+        let tx = Transaction {
+            client: 1,
+            nonce: 1,
+            payload: vec![],
+        };
+        assert!(leader.on_batch(BatchRef::new(Batch::new(vec![tx])), &mut cx));
+        assert_eq!(proposed(&cx), 1, "a batch wakes the leader");
+        // The idle timer after that changes nothing.
+        let mut cx = Cx::new(Duration::ZERO);
+        leader.on_timer(IDLE_TIMER, &mut cx);
+        assert_eq!(proposed(&cx), 0);
+        // Node 2 leads view 6 too: a busy vote there makes it propose without waiting.
+        let mut cx = Cx::new(Duration::ZERO);
+        for i in 0..3 {
+            let v = Verified::assume_verified(HsMsg::Vote(vote(i, 5, i == 1)));
+            leader.on_message(NodeId(i as u16), v, &mut cx);
+        }
+        assert_eq!(proposed(&cx), 1, "a busy chain is driven to its commit");
+    }
+
     /// Votes are verified by aggregation at the leader: a quorum holding a vote with a
     /// bad signature forms no QC; the bad voter is dropped, and the next good vote
     /// completes the certificate, which verifies.
@@ -1475,6 +1615,7 @@ mod tests {
             block: d,
             voter: NodeId(i as u16),
             signature: keys[signer].sign(&vote_statement(1, 1, &d)),
+            busy: true,
         };
         let mut cx = Cx::new(std::time::Duration::ZERO);
         let proposals = |cx: &Cx| {
@@ -1526,6 +1667,7 @@ mod tests {
             block: d,
             voter: NodeId(1),
             signature: k.sign(&vote_statement(3, 2, &d)),
+            busy: true,
         };
         assert!(HotStuff::verify(HsMsg::Vote(good), NodeId(1), &net.committee).is_ok());
         let wrong_sender = HotStuff::verify(HsMsg::Vote(good), NodeId(2), &net.committee);
