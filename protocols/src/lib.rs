@@ -17,7 +17,10 @@ pub mod blocktree;
 pub mod contract;
 pub mod election;
 pub mod hotstuff;
+pub mod opt_sync;
 pub mod pacemaker;
+pub mod sync_common;
+pub mod sync_hotstuff;
 pub mod twochain;
 pub mod votes;
 

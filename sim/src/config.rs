@@ -197,6 +197,15 @@ pub struct SimConfig {
     pub replica: ReplicaConfig,
     /// Most violations kept in a report (the rest are only counted).
     pub max_violations: usize,
+    /// The synchronous model (n = 2f+1, every message between honest replicas within
+    /// `replica.delta`): f = (n − 1) / 2, and the fault mix of
+    /// [`SimConfig::synchronous`]. A run of a protocol with `Protocol::SYNCHRONOUS` set
+    /// under a configuration of the other model uses [`SimConfig::adapted`].
+    pub synchronous: bool,
+    /// How long after its restart a crashed replica still counts against the fault
+    /// budget (zero in the partially synchronous model). A restarted synchronous replica
+    /// spends a few Δ resynchronising before it is as good as one that never crashed.
+    pub recovery_grace: Duration,
 }
 
 /// Why a configuration cannot run.
@@ -230,9 +239,13 @@ pub enum ConfigError {
 }
 
 impl SimConfig {
-    /// f = (n − 1) / 3.
+    /// f = (n − 1) / 3, or (n − 1) / 2 in the synchronous model.
     pub fn f(&self) -> usize {
-        self.n.saturating_sub(1) / 3
+        if self.synchronous {
+            self.n.saturating_sub(1) / 2
+        } else {
+            self.n.saturating_sub(1) / 3
+        }
     }
 
     /// Whether the liveness checker runs: only when the run stays within the fault
@@ -322,8 +335,77 @@ impl SimConfig {
             },
             replica,
             max_violations: 32,
+            synchronous: false,
+            recovery_grace: Duration::ZERO,
         };
         c.set_fault_end(fault_end);
+        c
+    }
+
+    /// The default of `olympus sim` for synchronous protocols (n = 2f+1), in which a
+    /// correct synchronous protocol stays safe and live. Synchrony forbids what would
+    /// delay an honest message beyond Δ, so unlike [`SimConfig::standard`]:
+    ///
+    /// - Δ (`replica.delta`) is 20 ms; delays are uniform in [1, 10] ms, and during the
+    ///   fault window 2 % of messages take a long-tail delay of up to Δ − 1 µs (messages
+    ///   always arrive strictly within Δ); 2 % are duplicated; **none is lost** and there
+    ///   are **no partitions**;
+    /// - crash attempts and Twins as in the standard mix (one of each per
+    ///   [`FAULT_SPACING`]), within the fault budget f = (n − 1) / 2, where a restarted
+    ///   replica still counts for `recovery_grace` = 4Δ after its restart;
+    /// - a twins split cuts each twin off from the honest replicas of the other side and
+    ///   from its sibling, but never cuts two honest replicas apart: Byzantine leaders
+    ///   equivocate and fork, the network between honest replicas stays synchronous
+    ///   (beyond f — a positive control — the splits are those of the standard mix and
+    ///   do cut honest replicas apart);
+    /// - `byzantine` Byzantine replicas, each silent or Twins — all Twins beyond f.
+    pub fn synchronous(n: usize, byzantine: usize) -> SimConfig {
+        let mut c = SimConfig::standard(n, byzantine);
+        let ms = Duration::from_millis;
+        c.synchronous = true;
+        c.replica.delta = ms(20);
+        c.recovery_grace = c.replica.delta * 4;
+        c.faults.long_tail_max = c.replica.delta - Duration::from_micros(1);
+        c.faults.loss_prob = 0.0;
+        c.byzantine_choice = if byzantine > n.saturating_sub(1) / 2 {
+            ByzantineChoice::All(ByzantineKind::Twins)
+        } else {
+            ByzantineChoice::Mixed
+        };
+        let end = c.fault_end;
+        c.set_fault_end(end);
+        c
+    }
+
+    /// The standard configuration of either model.
+    pub fn standard_for(synchronous: bool, n: usize, byzantine: usize) -> SimConfig {
+        if synchronous {
+            SimConfig::synchronous(n, byzantine)
+        } else {
+            SimConfig::standard(n, byzantine)
+        }
+    }
+
+    /// This configuration carried over to the other model (`synchronous`): the standard
+    /// configuration of that model with this one's command-line settings (n, Byzantine
+    /// replicas and their kind, the fault window) and its stopping rules. Unchanged when
+    /// the model already matches. This is how `olympus sim` runs synchronous protocols.
+    pub fn adapted(&self, synchronous: bool) -> SimConfig {
+        if self.synchronous == synchronous {
+            return self.clone();
+        }
+        let std = SimConfig::standard_for(self.synchronous, self.n, self.byzantine);
+        let mut c = SimConfig::standard_for(synchronous, self.n, self.byzantine);
+        if self.byzantine_choice != std.byzantine_choice {
+            c.byzantine_choice = self.byzantine_choice;
+        }
+        c.byzantine_nodes = self.byzantine_nodes.clone();
+        if self.fault_end != std.fault_end {
+            c.set_fault_end(self.fault_end);
+        }
+        c.stop_when_live = self.stop_when_live;
+        c.stop_at_first_violation = self.stop_at_first_violation;
+        c.max_violations = self.max_violations;
         c
     }
 
@@ -341,7 +423,8 @@ impl SimConfig {
             ((window.as_nanos() + FAULT_SPACING.as_nanos() / 2) / FAULT_SPACING.as_nanos()).max(1)
                 as usize
         };
-        self.faults.partitions = count;
+        // Synchrony allows no partition.
+        self.faults.partitions = if self.synchronous { 0 } else { count };
         self.faults.crashes = count;
         self.faults.twins_splits = count;
         self.duration = self.fault_end + self.liveness_bound + Duration::from_millis(1000);
@@ -435,7 +518,7 @@ impl SimConfig {
     /// the configuration has settings the command line cannot express.
     pub fn cli_flags(&self) -> String {
         let mut s = format!("-n {} --byzantine {}", self.n, self.byzantine);
-        let std = SimConfig::standard(self.n, self.byzantine);
+        let std = SimConfig::standard_for(self.synchronous, self.n, self.byzantine);
         let mut rebuilt = std.clone();
         // Stopping at the first violation does not change the run up to it.
         rebuilt.stop_at_first_violation = self.stop_at_first_violation;
@@ -488,6 +571,37 @@ mod tests {
         c.validate().unwrap();
         c.clients.clients = 1;
         assert!(c.cli_flags().contains("custom"));
+    }
+
+    #[test]
+    fn synchronous_mix_keeps_delays_within_delta_and_round_trips() {
+        for (n, b) in [(3, 1), (5, 2), (7, 3), (5, 3)] {
+            let c = SimConfig::synchronous(n, b);
+            c.validate().unwrap();
+            assert_eq!(c.f(), (n - 1) / 2);
+            assert!(c.faults.long_tail_max < c.replica.delta);
+            assert!(c.faults.delay_max < c.replica.delta);
+            assert_eq!((c.faults.loss_prob, c.faults.partitions), (0.0, 0));
+            assert_eq!(c.cli_flags(), format!("-n {n} --byzantine {b}"));
+            assert_eq!(
+                format!("{:?}", SimConfig::standard(n, b).adapted(true)),
+                format!("{c:?}")
+            );
+            assert_eq!(
+                format!("{:?}", c.adapted(false)),
+                format!("{:?}", SimConfig::standard(n, b))
+            );
+        }
+        let mut c = SimConfig::standard(5, 1);
+        c.byzantine_choice = ByzantineChoice::All(ByzantineKind::Twins);
+        c.set_fault_end(Duration::from_millis(6000));
+        let s = c.adapted(true);
+        assert_eq!(s.faults.partitions, 0);
+        assert_eq!(s.fault_end, Duration::from_millis(6000));
+        assert_eq!(
+            s.cli_flags(),
+            "-n 5 --byzantine 1 --byzantine-kind twins --duration-ms 6000"
+        );
     }
 
     #[test]

@@ -169,6 +169,8 @@ struct Instance<P: Protocol> {
     ledger: Ledger,
     /// Time of the first commit above the post-fault target height.
     recovered_at: Option<Time>,
+    /// When it last restarted after a crash.
+    restarted_at: Option<Time>,
 }
 
 struct TxInfo {
@@ -288,6 +290,14 @@ pub(crate) struct Sim<'a, P: Protocol> {
 
 impl<'a, P: Protocol> Sim<'a, P> {
     pub fn new(cfg: &SimConfig, seed: u64, log: Option<EventLog<'a>>) -> Self {
+        // A synchronous protocol runs under the synchronous model (and vice versa).
+        let adapted;
+        let cfg = if cfg.synchronous != P::SYNCHRONOUS {
+            adapted = cfg.adapted(P::SYNCHRONOUS);
+            &adapted
+        } else {
+            cfg
+        };
         if let Err(e) = cfg.validate() {
             panic!("invalid simulator configuration: {e}");
         }
@@ -378,6 +388,7 @@ impl<'a, P: Protocol> Sim<'a, P> {
                     seal_armed: false,
                     ledger: Ledger::default(),
                     recovered_at: None,
+                    restarted_at: None,
                 });
             }
         }
@@ -408,7 +419,12 @@ impl<'a, P: Protocol> Sim<'a, P> {
             sched,
             net: Rng::stream(seed, STREAM_NETWORK),
             client_rng: Rng::stream(seed, STREAM_CLIENTS),
-            conn: Connectivity::default(),
+            conn: Connectivity {
+                // Beyond f (a positive control) the full Twins adversary of the partially
+                // synchronous mix applies: its splits cut honest replicas apart too.
+                honest_connected: cfg.synchronous && cfg.byzantine <= cfg.f(),
+                ..Connectivity::default()
+            },
             fault_start: ns(cfg.fault_start),
             fault_end: ns(cfg.fault_end),
             healed: false,
@@ -678,6 +694,7 @@ impl<'a, P: Protocol> Sim<'a, P> {
         ins.halves = Some(halves);
         ins.started_at = self.now;
         if restart {
+            ins.restarted_at = Some(self.now);
             self.stats.fault("restart");
         }
         if self.logging() {
@@ -700,10 +717,15 @@ impl<'a, P: Protocol> Sim<'a, P> {
         if self.healed {
             return;
         }
+        // Down, or restarted within the recovery grace (zero unless synchronous).
+        let grace = ns(self.cfg.recovery_grace);
         let crashed = self
             .honest
             .iter()
-            .filter(|&&i| self.instances[i].halves.is_none())
+            .filter(|&&i| {
+                let ins = &self.instances[i];
+                ins.halves.is_none() || ins.restarted_at.is_some_and(|t| self.now < t + grace)
+            })
             .count();
         if self.byzantine_count + crashed + 1 > self.cfg.fault_budget() {
             self.stats.event("crash_skipped_budget");
@@ -1121,7 +1143,8 @@ impl<'a, P: Protocol> Sim<'a, P> {
     fn fault_end_reached(&mut self) {
         self.healed = true;
         self.log("fault window ends: the network heals and crashed replicas restart".into());
-        self.conn = Connectivity::default();
+        self.conn.partition = None;
+        self.conn.sides = None;
         for k in 0..self.honest.len() {
             let i = self.honest[k];
             if self.instances[i].halves.is_none() {

@@ -58,6 +58,17 @@
 //! At `fault_end` every partition heals, every crashed replica restarts, and the
 //! network delivers every message within `delay_max` from then on.
 //!
+//! **Synchronous protocols** (`Protocol::SYNCHRONOUS`, n = 2f+1) run under the
+//! synchronous model ([`SimConfig::synchronous`]; a configuration of the other model is
+//! carried over by [`SimConfig::adapted`], which is how `olympus sim` runs them): f =
+//! (n − 1) / 2; every message between honest replicas arrives strictly within Δ
+//! (`replica.delta`), so there is no loss and no partition, and long-tail delays stay
+//! below Δ; twins splits never cut two honest replicas apart (Byzantine leaders fork and
+//! equivocate, the honest network stays synchronous) — except beyond f, in a positive
+//! control, where the full Twins adversary applies; a restarted replica counts against
+//! the fault budget for `recovery_grace` (4Δ) after its restart, the time it takes to
+//! resynchronise.
+//!
 //! ## The checkers
 //!
 //! Violations are recorded as data, never panics. Byzantine instances are excluded from

@@ -41,6 +41,8 @@ pub(crate) struct Connectivity {
     /// Side (0 = A, 1 = B) of each node while a twins split is active (meaningful for
     /// honest nodes only).
     pub sides: Option<Vec<u8>>,
+    /// The synchronous model: a twins split never cuts two honest instances apart.
+    pub honest_connected: bool,
 }
 
 impl Connectivity {
@@ -54,7 +56,11 @@ impl Connectivity {
 
     /// Whether an instance of `from` in world `fw` can reach an instance of `to` in `tw`.
     pub fn check(&self, from: usize, fw: World, to: usize, tw: World) -> Result<(), Cut> {
-        if self.sides.is_some() && self.side(from, fw) != self.side(to, tw) {
+        let both_honest = fw == World::Honest && tw == World::Honest;
+        if self.sides.is_some()
+            && !(self.honest_connected && both_honest)
+            && self.side(from, fw) != self.side(to, tw)
+        {
             return Err(Cut::Worlds);
         }
         if let Some(p) = &self.partition {
@@ -110,9 +116,10 @@ mod tests {
             assert!(ones == 1 || ones == 2);
             assert_eq!((g[1], g[3]), (0, 0));
         }
-        let c = Connectivity {
+        let mut c = Connectivity {
             partition: None,
             sides: Some(vec![0, 1, 0, 0]),
+            honest_connected: false,
         };
         assert_eq!(c.check(0, World::Honest, 2, World::Honest), Ok(()));
         assert_eq!(
@@ -121,9 +128,14 @@ mod tests {
         );
         assert_eq!(c.check(3, World::TwinB, 1, World::Honest), Ok(()));
         assert_eq!(c.check(3, World::TwinA, 3, World::TwinB), Err(Cut::Worlds));
+        c.honest_connected = true;
+        assert_eq!(c.check(0, World::Honest, 1, World::Honest), Ok(()));
+        assert_eq!(c.check(3, World::TwinA, 1, World::Honest), Err(Cut::Worlds));
+        assert_eq!(c.check(3, World::TwinA, 3, World::TwinB), Err(Cut::Worlds));
         let c = Connectivity {
             partition: Some(vec![0, 0, 1, 1]),
             sides: None,
+            honest_connected: false,
         };
         assert_eq!(c.check(3, World::TwinA, 3, World::TwinB), Ok(()));
         assert_eq!(

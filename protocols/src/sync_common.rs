@@ -1,0 +1,1905 @@
+//! The machinery shared by the synchronous protocols [`crate::sync_hotstuff`] and
+//! [`crate::opt_sync`]: messages, the stateless verifier, and the leader and voter halves
+//! of Sync HotStuff with an optional responsive (optimistic) commit path.
+//!
+//! n = 2f+1 replicas, at most f Byzantine, every message between honest replicas arrives
+//! within Δ = [`ReplicaConfig::delta`]. A certificate (QC) is f+1 votes from *distinct*
+//! replicas on one statement `(view, height, block)`; a *commit certificate* (CC, Opt Sync
+//! only) is ⌊3n/4⌋+1 such votes. The rules and the safety arguments are in the docs of
+//! the two protocol modules; this module states the mechanics.
+//!
+//! ## Messages
+//!
+//! - `Propose`: a leader-signed proposal `(view, block)`. Either a *steady-state* block
+//!   of the view (`block.view = view`, justified by a QC of the same view on its parent),
+//!   or a *new-view* re-proposal: the first proposal of a view re-proposes a block that
+//!   was certified in an earlier view (`reproposal` carries that QC) so that it gets a
+//!   certificate of the new view; in Opt Sync it also carries the highest CC of the
+//!   previous view the leader knows. View 1 starts with the re-proposal of genesis.
+//!   Replicas forward every proposal they vote for to everybody.
+//! - `Vote`: broadcast to all; every replica aggregates certificates itself.
+//! - `Blame`, `BlameCert`: signed blames for a view (with an optional equivocation proof:
+//!   two leader-signed proposals for one `(view, height)`), and f+1 of them aggregated.
+//! - `Status`: a replica's lock (and Opt Sync's CC) for the new leader.
+//! - `CommitCert` (Opt Sync): a CC, broadcast by every replica before it commits by it.
+//! - `Fetch`/`Blocks`: block catch-up. `SyncRequest`/`SyncReply`: recovery after a
+//!   restart (see "Crash recovery" below).
+//!
+//! ## Slots and the double-vote checker
+//!
+//! A synchronous replica votes once per *height* of a view, not once per view. Its vote
+//! slot is `(view, height)`, reported to the simulator's checker as the single number
+//! `view · 2³² + height` ([`vote_slot`]): no honest replica signs two different votes for
+//! one slot, and `Safety::last_vote` (persisted before the vote leaves) only grows.
+//!
+//! ## Crash recovery (designed here)
+//!
+//! The synchronous arguments assume every honest replica saw every message of the
+//! current view. A replica that restarts (with only its persisted [`Safety`]) has missed
+//! some, so for 2Δ it is *passive*: it broadcasts `SyncRequest`, processes everything it
+//! receives, but neither votes nor commits. Every replica answers with its current view,
+//! the blame certificates that took it into and out of that view, its highest QC, its
+//! highest CC, and the proposals and its own votes of that view (bounded). Any message an
+//! honest replica sent before the request arrived is thereby summarised in its reply, and
+//! anything sent after reaches the restarted replica directly; after 2Δ it has seen
+//! what it would have seen had it never crashed, so the arguments hold for it again.
+//! (The simulator still counts a restarted replica against the fault budget for a short
+//! grace period, covering that window.) A restarted leader half never proposes in the
+//! view it restarted in, so it cannot equivocate with what it proposed before the crash.
+
+use crate::blocktree::{BlockTree, CommitError};
+use crate::contract::{
+    take_for_block, BatchRef, Commit, Context, Dest, Event, Half, Message, ReplicaConfig,
+    SignedVote, TimerId, Verified, VerifyError,
+};
+use crate::election::{LeaderElection, RoundRobin};
+use crate::votes::Collector;
+use olympus_crypto::{Committee, Keypair};
+use olympus_types::{
+    AggregateSignature, Block, Digest, Height, NodeId, Payload, QuorumCert, Signature, Statement,
+    View,
+};
+use rkyv::{Archive, Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Most blocks sent in answer to one fetch.
+pub const MAX_FETCH_BLOCKS: usize = 64;
+/// Most proposals buffered while their ancestry is fetched or their view is not yet
+/// entered.
+pub const MAX_BUFFERED: usize = 128;
+/// Most `(view, height, block)` statements whose votes are collected at once.
+pub const MAX_COLLECTING: usize = 1024;
+/// Most heights of the current view whose proposals are remembered (for equivocation
+/// detection and recovery replies).
+pub const MAX_VIEW_SLOTS: usize = 4096;
+/// Most blocks waiting for their synchronous commit timer.
+pub const MAX_PENDING_COMMITS: usize = 1024;
+/// Most proposals and votes in one recovery reply.
+pub const MAX_SYNC_ITEMS: usize = 32;
+/// Most blocks the leader half keeps (for new-view re-proposals).
+pub const MAX_LEADER_BLOCKS: usize = 4096;
+/// Most certificates whose block is unknown kept for later, and most certificates kept
+/// for choosing a lock.
+pub const MAX_KEPT_QCS: usize = 256;
+/// Most views whose statuses a leader keeps.
+pub const MAX_STATUS_VIEWS: usize = 4;
+
+// Voter timers.
+const BLAME_TIMER: TimerId = TimerId(1);
+const QUIT_TIMER: TimerId = TimerId(2);
+const RESYNC_TIMER: TimerId = TimerId(3);
+const COMMIT_TIMER_BASE: u64 = 1 << 32;
+// Leader timers.
+const ENTER_TIMER: TimerId = TimerId(1);
+const NEW_VIEW_TIMER: TimerId = TimerId(2);
+const IDLE_TIMER: TimerId = TimerId(3);
+
+/// The rank of a certificate: view, then height.
+pub fn rank(qc: &QuorumCert) -> (View, Height) {
+    (qc.view, qc.height)
+}
+
+/// The vote slot `(view, height)` as one number for [`SignedVote::view`].
+pub fn vote_slot(view: View, height: Height) -> u64 {
+    (view << 32) | (height & 0xffff_ffff)
+}
+
+/// f for n = 2f+1.
+pub fn f_of(n: usize) -> usize {
+    n.saturating_sub(1) / 2
+}
+
+/// Certificate threshold f+1.
+pub fn quorum(n: usize) -> usize {
+    f_of(n) + 1
+}
+
+/// Opt Sync's responsive commit threshold ⌊3n/4⌋+1.
+pub fn cc_quorum(n: usize) -> usize {
+    3 * n / 4 + 1
+}
+
+fn leader_of(view: View, n: usize) -> NodeId {
+    RoundRobin { n }.leader(view)
+}
+
+// ---------------------------------------------------------------------------------------
+// Messages
+// ---------------------------------------------------------------------------------------
+
+/// A leader's signed proposal for `view`.
+#[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[rkyv(derive(Debug))]
+pub struct Proposal {
+    pub view: View,
+    /// The proposed block; for a re-proposal, the certified block itself.
+    pub block: Block,
+    /// New-view re-proposal: a QC on `block` from an earlier view.
+    pub reproposal: Option<QuorumCert>,
+    /// Opt Sync new-view only: the highest CC of view `view − 1` the leader knows.
+    pub cc: Option<QuorumCert>,
+    /// `leader(view)`'s signature on [`proposal_statement`].
+    pub signature: Signature,
+}
+
+impl Proposal {
+    pub fn height(&self) -> Height {
+        self.block.height
+    }
+}
+
+/// A vote for `block` at `(view, height)`, broadcast to everybody.
+#[derive(Archive, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[rkyv(derive(Debug))]
+pub struct Vote {
+    pub view: View,
+    pub height: Height,
+    pub block: Digest,
+    pub voter: NodeId,
+    pub signature: Signature,
+}
+
+/// Two leader-signed proposals for one `(view, height)` with different blocks.
+#[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[rkyv(derive(Debug))]
+pub struct Equivocation {
+    pub a: Proposal,
+    pub b: Proposal,
+}
+
+/// A signed blame of `view`'s leader.
+#[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[rkyv(derive(Debug))]
+pub struct Blame {
+    pub view: View,
+    pub sender: NodeId,
+    pub signature: Signature,
+    pub proof: Option<Box<Equivocation>>,
+}
+
+/// f+1 blames for `view` from distinct replicas.
+#[derive(Archive, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[rkyv(derive(Debug))]
+pub struct BlameCert {
+    pub view: View,
+    pub sig: AggregateSignature,
+}
+
+/// What a replica tells the leader of the view it enters.
+#[derive(Archive, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[rkyv(derive(Debug))]
+pub struct Status {
+    pub view: View,
+    pub lock: QuorumCert,
+    /// Opt Sync: the highest CC of view `view − 1` the replica knows.
+    pub cc: Option<QuorumCert>,
+}
+
+/// A recovery reply (see the module docs).
+#[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[rkyv(derive(Debug))]
+pub struct SyncReply {
+    pub view: View,
+    /// The blame certificate for `view − 1` that took the sender into `view`.
+    pub entered_by: Option<BlameCert>,
+    /// The blame certificate for `view`, if the sender has quit it.
+    pub quit: Option<BlameCert>,
+    pub high_qc: QuorumCert,
+    pub high_block: Option<Block>,
+    pub cc: Option<QuorumCert>,
+    pub proposals: Vec<Proposal>,
+    /// The sender's own votes in `view`.
+    pub votes: Vec<Vote>,
+    pub blame: Option<Blame>,
+}
+
+/// The synchronous family's messages.
+#[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[rkyv(derive(Debug))]
+pub enum SyncMsg {
+    Propose(Box<Proposal>),
+    Vote(Vote),
+    Blame(Blame),
+    BlameCert(BlameCert),
+    Status(Status),
+    CommitCert(QuorumCert),
+    Fetch(Digest),
+    Blocks(Vec<Block>),
+    SyncRequest,
+    SyncReply(Box<SyncReply>),
+}
+
+impl Message for SyncMsg {
+    fn dest(&self) -> Dest {
+        match self {
+            SyncMsg::Propose(_)
+            | SyncMsg::Vote(_)
+            | SyncMsg::Blame(_)
+            | SyncMsg::BlameCert(_)
+            | SyncMsg::CommitCert(_) => Dest::Both,
+            SyncMsg::Status(_) => Dest::Leader,
+            SyncMsg::Fetch(_)
+            | SyncMsg::Blocks(_)
+            | SyncMsg::SyncRequest
+            | SyncMsg::SyncReply(_) => Dest::Voter,
+        }
+    }
+    fn kind(&self) -> &'static str {
+        match self {
+            SyncMsg::Propose(_) => "propose",
+            SyncMsg::Vote(_) => "vote",
+            SyncMsg::Blame(_) => "blame",
+            SyncMsg::BlameCert(_) => "blame_cert",
+            SyncMsg::Status(_) => "status",
+            SyncMsg::CommitCert(_) => "commit_cert",
+            SyncMsg::Fetch(_) => "fetch",
+            SyncMsg::Blocks(_) => "blocks",
+            SyncMsg::SyncRequest => "sync_request",
+            SyncMsg::SyncReply(_) => "sync_reply",
+        }
+    }
+    fn signed_vote(&self) -> Option<SignedVote> {
+        match self {
+            SyncMsg::Vote(v) => Some(SignedVote {
+                signer: v.voter,
+                view: vote_slot(v.view, v.height),
+                block: v.block,
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// What the voter persists before a vote leaves (and when it quits or enters a view).
+#[derive(Archive, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[rkyv(derive(Debug))]
+pub struct Safety {
+    /// The view the replica is in.
+    pub view: View,
+    /// Highest view it quit: it never votes in a view at or below it.
+    pub quit_view: View,
+    /// Highest vote slot `(view, height)` it voted in.
+    pub last_vote: (View, Height),
+    /// The lock: a new-view re-proposal must rank at least as high (see the docs).
+    pub lock: QuorumCert,
+    /// Opt Sync: the highest CC of view `view − 1` known when entering `view`.
+    pub cc_prev: Option<QuorumCert>,
+    /// The last committed block (digest, height, view).
+    pub committed: (Digest, Height, View),
+}
+
+// ---------------------------------------------------------------------------------------
+// Statements and the stateless verifier
+// ---------------------------------------------------------------------------------------
+
+pub fn vote_statement(view: View, height: Height, block: &Digest) -> Digest {
+    Statement::new("sync/vote")
+        .u64(view)
+        .u64(height)
+        .digest(block)
+        .finish()
+}
+
+pub fn proposal_statement(view: View, block: &Digest) -> Digest {
+    Statement::new("sync/proposal")
+        .u64(view)
+        .digest(block)
+        .finish()
+}
+
+pub fn blame_statement(view: View) -> Digest {
+    Statement::new("sync/blame").u64(view).finish()
+}
+
+fn bad_cert(what: &str, e: impl std::fmt::Display) -> VerifyError {
+    VerifyError::BadCertificate(format!("{what}: {e}"))
+}
+
+/// Verifies a QC (f+1 distinct signers) or, with `threshold`, a CC.
+pub fn verify_qc_with(
+    qc: &QuorumCert,
+    committee: &Committee,
+    threshold: usize,
+) -> Result<(), VerifyError> {
+    if qc.is_genesis() {
+        return Ok(());
+    }
+    if qc.view == 0 {
+        return Err(VerifyError::BadCertificate(
+            "non-genesis QC at view 0".into(),
+        ));
+    }
+    committee
+        .verify_aggregate(
+            &vote_statement(qc.view, qc.height, &qc.block),
+            &qc.sig,
+            threshold,
+        )
+        .map_err(|e| bad_cert("QC", e))
+}
+
+pub fn verify_qc(qc: &QuorumCert, committee: &Committee) -> Result<(), VerifyError> {
+    verify_qc_with(qc, committee, quorum(committee.size()))
+}
+
+fn verify_cc(cc: &QuorumCert, committee: &Committee) -> Result<(), VerifyError> {
+    if cc.is_genesis() {
+        return Err(VerifyError::BadCertificate("genesis is not a CC".into()));
+    }
+    verify_qc_with(cc, committee, cc_quorum(committee.size()))
+}
+
+fn malformed(s: &str) -> VerifyError {
+    VerifyError::Malformed(s.to_string())
+}
+
+/// A block's own structure: within limits, extends its justify QC, verified QC.
+fn verify_block(block: &Block, committee: &Committee) -> Result<(), VerifyError> {
+    if block.is_genesis() {
+        return Ok(());
+    }
+    block
+        .validate()
+        .map_err(|e| VerifyError::Malformed(e.to_string()))?;
+    if block.proposer.index() >= committee.size() {
+        return Err(malformed("unknown proposer"));
+    }
+    if block.parent != block.justify.block || block.height != block.justify.height + 1 {
+        return Err(malformed("block does not extend its justify QC"));
+    }
+    if block.view < block.justify.view || block.view == 0 {
+        return Err(malformed("block view below its justify view"));
+    }
+    verify_qc(&block.justify, committee)
+}
+
+fn verify_proposal(p: &Proposal, committee: &Committee) -> Result<(), VerifyError> {
+    let n = committee.size();
+    let digest = p.block.digest();
+    verify_block(&p.block, committee)?;
+    match &p.reproposal {
+        Some(c) => {
+            if c.block != digest || c.height != p.block.height {
+                return Err(malformed("re-proposal QC is not on the block"));
+            }
+            if c.view >= p.view || (!p.block.is_genesis() && c.view < p.block.view) {
+                return Err(malformed("re-proposal QC not from an earlier view"));
+            }
+            if p.block.is_genesis() != c.is_genesis() {
+                return Err(malformed("genesis re-proposal without the genesis QC"));
+            }
+            verify_qc(c, committee)?;
+            if let Some(cc) = &p.cc {
+                if cc.view + 1 != p.view {
+                    return Err(malformed("new-view CC not from the previous view"));
+                }
+                verify_cc(cc, committee)?;
+            }
+        }
+        None => {
+            if p.block.is_genesis()
+                || p.block.view != p.view
+                || p.block.justify.view != p.view
+                || p.block.proposer != leader_of(p.view, n)
+            {
+                return Err(malformed(
+                    "steady proposal must be the leader's block of its view on a QC of its view",
+                ));
+            }
+            if p.cc.is_some() {
+                return Err(malformed("CC on a steady proposal"));
+            }
+        }
+    }
+    committee
+        .verify(
+            leader_of(p.view, n),
+            &proposal_statement(p.view, &digest),
+            &p.signature,
+        )
+        .map_err(|_| VerifyError::BadSignature(leader_of(p.view, n)))
+}
+
+fn verify_vote(v: &Vote, committee: &Committee) -> Result<(), VerifyError> {
+    committee
+        .verify(
+            v.voter,
+            &vote_statement(v.view, v.height, &v.block),
+            &v.signature,
+        )
+        .map_err(|_| VerifyError::BadSignature(v.voter))
+}
+
+fn verify_blame(b: &Blame, committee: &Committee) -> Result<(), VerifyError> {
+    committee
+        .verify(b.sender, &blame_statement(b.view), &b.signature)
+        .map_err(|_| VerifyError::BadSignature(b.sender))?;
+    if let Some(e) = &b.proof {
+        if e.a.view != b.view
+            || e.b.view != b.view
+            || e.a.height() != e.b.height()
+            || e.a.block.digest() == e.b.block.digest()
+        {
+            return Err(malformed("equivocation proof is not one"));
+        }
+        verify_proposal(&e.a, committee)?;
+        verify_proposal(&e.b, committee)?;
+    }
+    Ok(())
+}
+
+fn verify_blame_cert(c: &BlameCert, committee: &Committee) -> Result<(), VerifyError> {
+    committee
+        .verify_aggregate(&blame_statement(c.view), &c.sig, quorum(committee.size()))
+        .map_err(|e| bad_cert("blame certificate", e))
+}
+
+/// The stateless verifier shared by the synchronous protocols.
+pub fn verify(
+    msg: SyncMsg,
+    from: NodeId,
+    committee: &Committee,
+) -> Result<Verified<SyncMsg>, VerifyError> {
+    match &msg {
+        SyncMsg::Propose(p) => verify_proposal(p, committee)?,
+        SyncMsg::Vote(v) => {
+            if v.voter != from {
+                return Err(VerifyError::WrongSender {
+                    sender: from,
+                    signer: v.voter,
+                });
+            }
+            verify_vote(v, committee)?;
+        }
+        SyncMsg::Blame(b) => verify_blame(b, committee)?,
+        SyncMsg::BlameCert(c) => verify_blame_cert(c, committee)?,
+        SyncMsg::Status(s) => {
+            if s.lock.view >= s.view {
+                return Err(malformed("status lock not below its view"));
+            }
+            verify_qc(&s.lock, committee)?;
+            if let Some(cc) = &s.cc {
+                if cc.view + 1 != s.view {
+                    return Err(malformed("status CC not from the previous view"));
+                }
+                verify_cc(cc, committee)?;
+            }
+        }
+        SyncMsg::CommitCert(cc) => verify_cc(cc, committee)?,
+        SyncMsg::Fetch(_) | SyncMsg::SyncRequest => {}
+        SyncMsg::Blocks(blocks) => {
+            if blocks.len() > MAX_FETCH_BLOCKS {
+                return Err(malformed("too many blocks"));
+            }
+            for b in blocks {
+                verify_block(b, committee)?;
+            }
+        }
+        SyncMsg::SyncReply(r) => {
+            if r.proposals.len() > MAX_SYNC_ITEMS || r.votes.len() > MAX_SYNC_ITEMS {
+                return Err(malformed("recovery reply too long"));
+            }
+            if let Some(c) = &r.entered_by {
+                if c.view + 1 != r.view {
+                    return Err(malformed("entry certificate not for the previous view"));
+                }
+                verify_blame_cert(c, committee)?;
+            }
+            if let Some(c) = &r.quit {
+                if c.view != r.view {
+                    return Err(malformed("quit certificate not for the view"));
+                }
+                verify_blame_cert(c, committee)?;
+            }
+            verify_qc(&r.high_qc, committee)?;
+            if let Some(b) = &r.high_block {
+                if b.digest() != r.high_qc.block {
+                    return Err(malformed("high block is not the high QC's"));
+                }
+                verify_block(b, committee)?;
+            }
+            if let Some(cc) = &r.cc {
+                verify_cc(cc, committee)?;
+            }
+            for p in &r.proposals {
+                verify_proposal(p, committee)?;
+            }
+            for v in &r.votes {
+                if v.voter != from {
+                    return Err(malformed("recovery reply carries another's vote"));
+                }
+                verify_vote(v, committee)?;
+            }
+            if let Some(b) = &r.blame {
+                if b.sender != from {
+                    return Err(malformed("recovery reply carries another's blame"));
+                }
+                verify_blame(b, committee)?;
+            }
+        }
+    }
+    Ok(Verified::assume_verified(msg))
+}
+
+type Cx = Context<SyncMsg, Safety>;
+
+fn aggregate_qc(
+    committee: &Committee,
+    (view, height, block): (View, Height, Digest),
+    votes: &[(NodeId, Signature)],
+) -> QuorumCert {
+    QuorumCert {
+        view,
+        height,
+        block,
+        sig: committee.aggregate_unchecked(votes),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Leader half
+// ---------------------------------------------------------------------------------------
+
+/// The leader half: proposes (new-view re-proposals and steady-state blocks), forms
+/// certificates from the broadcast votes to know when to propose the next block, and
+/// follows the views through blame certificates.
+pub struct Leader {
+    id: NodeId,
+    n: usize,
+    opt: bool,
+    delta: Duration,
+    key: Arc<Keypair>,
+    committee: Arc<Committee>,
+    cfg: ReplicaConfig,
+    view: View,
+    quitting: bool,
+    /// After a restart: never propose in a view at or below this one.
+    passive_through: View,
+    /// Height of this view's latest proposal (0: none yet).
+    proposed_height: Height,
+    proposed_new_view: bool,
+    /// A QC of this view on the latest proposal: the next block extends it.
+    ready: Option<QuorumCert>,
+    votes: Collector<(View, Height, Digest), Signature>,
+    blames: Collector<View, Signature>,
+    statuses: BTreeMap<View, BTreeMap<NodeId, Status>>,
+    blocks: HashMap<Digest, Arc<Block>>,
+    block_order: VecDeque<Digest>,
+    /// Parent links of every block seen (bounded like `blocks`), for ancestry checks.
+    parents: HashMap<Digest, (Digest, Height)>,
+    high_qc: QuorumCert,
+    /// The highest CC seen per view (the last few views).
+    ccs: BTreeMap<View, QuorumCert>,
+    pending: VecDeque<BatchRef>,
+}
+
+impl Leader {
+    pub fn new(
+        cfg: &ReplicaConfig,
+        opt: bool,
+        key: Arc<Keypair>,
+        committee: Arc<Committee>,
+        restored: Option<&Safety>,
+    ) -> Self {
+        let (view, passive_through) = match restored {
+            Some(s) => (s.view, s.view),
+            None => (1, 0),
+        };
+        Leader {
+            id: cfg.id,
+            n: cfg.n,
+            opt,
+            delta: cfg.delta,
+            key,
+            committee,
+            cfg: cfg.clone(),
+            view,
+            quitting: restored.is_some_and(|s| s.quit_view >= s.view),
+            passive_through,
+            proposed_height: 0,
+            proposed_new_view: false,
+            ready: None,
+            votes: Collector::new(quorum(cfg.n), MAX_COLLECTING),
+            blames: Collector::new(quorum(cfg.n), MAX_COLLECTING),
+            statuses: BTreeMap::new(),
+            blocks: HashMap::new(),
+            block_order: VecDeque::new(),
+            parents: HashMap::new(),
+            high_qc: QuorumCert::genesis(),
+            ccs: BTreeMap::new(),
+            pending: VecDeque::new(),
+        }
+    }
+
+    fn leads(&self, view: View) -> bool {
+        leader_of(view, self.n) == self.id && view > self.passive_through
+    }
+
+    fn remember(&mut self, block: &Block) {
+        let d = block.digest();
+        if self.blocks.contains_key(&d) {
+            return;
+        }
+        if self.block_order.len() >= MAX_LEADER_BLOCKS {
+            if let Some(old) = self.block_order.pop_front() {
+                self.blocks.remove(&old);
+                self.parents.remove(&old);
+            }
+        }
+        self.block_order.push_back(d);
+        self.parents.insert(d, (block.parent, block.height));
+        self.blocks.insert(d, Arc::new(block.clone()));
+    }
+
+    /// Whether `desc` is `anc` or descends from it, by the blocks this half has seen.
+    fn extends(&self, desc: &Digest, anc: &Digest, anc_height: Height) -> bool {
+        let mut cur = *desc;
+        loop {
+            if cur == *anc {
+                return true;
+            }
+            match self.parents.get(&cur) {
+                Some((p, h)) if *h > anc_height => cur = *p,
+                _ => return false,
+            }
+        }
+    }
+
+    fn on_qc(&mut self, qc: QuorumCert, cx: &mut Cx) {
+        if rank(&qc) > rank(&self.high_qc) {
+            self.high_qc = qc;
+        }
+        if qc.view == self.view
+            && !self.quitting
+            && self.leads(self.view)
+            && qc.height >= self.proposed_height
+            && self.proposed_new_view
+        {
+            self.ready = Some(qc);
+            self.propose_next(cx);
+        }
+    }
+
+    /// Proposes the next steady block on `ready`: at once when batches wait, otherwise
+    /// after an idle pause of Δ/2 (well inside the 2Δ per proposal the blame rule
+    /// allows), so an idle leader does not spin out empty blocks at network speed.
+    fn propose_next(&mut self, cx: &mut Cx) {
+        let Some(qc) = self.ready else { return };
+        if self.pending.is_empty() {
+            cx.set_timer(IDLE_TIMER, self.delta / 2);
+            return;
+        }
+        self.propose_block(qc, cx);
+    }
+
+    fn propose_block(&mut self, qc: QuorumCert, cx: &mut Cx) {
+        self.ready = None;
+        cx.cancel_timer(IDLE_TIMER);
+        let batches = take_for_block(&mut self.pending, &self.cfg);
+        let count = batches.len();
+        let block = Block {
+            parent: qc.block,
+            view: self.view,
+            height: qc.height + 1,
+            proposer: self.id,
+            justify: qc,
+            payload: Payload::Inline(batches.iter().map(|b| (*b.batch).clone()).collect()),
+        };
+        let digest = block.digest();
+        self.proposed_height = block.height;
+        cx.event(Event::Proposed {
+            view: self.view,
+            height: block.height,
+            block: digest,
+            batches: count,
+        });
+        let signature = self.key.sign(&proposal_statement(self.view, &digest));
+        self.remember(&block);
+        cx.broadcast(SyncMsg::Propose(Box::new(Proposal {
+            view: self.view,
+            block,
+            reproposal: None,
+            cc: None,
+            signature,
+        })));
+    }
+
+    /// The new-view re-proposal: the highest CC of the previous view among the statuses
+    /// (Opt Sync), and the highest-ranked lock that extends it (or any lock without one).
+    fn propose_new_view(&mut self, cx: &mut Cx) {
+        if self.proposed_new_view || self.quitting || !self.leads(self.view) {
+            return;
+        }
+        let view = self.view;
+        let statuses: Vec<Status> = self
+            .statuses
+            .get(&view)
+            .map(|m| m.values().copied().collect())
+            .unwrap_or_default();
+        let mut cc: Option<QuorumCert> = if self.opt {
+            self.ccs.get(&(view - 1)).copied()
+        } else {
+            None
+        };
+        for s in &statuses {
+            if let Some(c) = s.cc {
+                if self.opt && cc.is_none_or(|x| rank(&c) > rank(&x)) {
+                    cc = Some(c);
+                }
+            }
+        }
+        let mut candidates: Vec<QuorumCert> = statuses.iter().map(|s| s.lock).collect();
+        candidates.push(self.high_qc);
+        if let Some(c) = cc {
+            candidates.push(c);
+        }
+        candidates.sort_by_key(|q| std::cmp::Reverse(rank(q)));
+        let chosen = candidates.into_iter().find(|q| {
+            q.view < view
+                && (q.is_genesis() || self.blocks.contains_key(&q.block))
+                && cc.is_none_or(|c| self.extends(&q.block, &c.block, c.height))
+        });
+        let Some(qc) = chosen else {
+            cx.event(Event::Ignored {
+                kind: "new_view",
+                reason: "no re-proposable certificate known",
+            });
+            return;
+        };
+        let block = if qc.is_genesis() {
+            Block::genesis()
+        } else {
+            match self.blocks.get(&qc.block) {
+                Some(b) => (**b).clone(),
+                None => return,
+            }
+        };
+        self.proposed_new_view = true;
+        self.proposed_height = qc.height;
+        let digest = block.digest();
+        let signature = self.key.sign(&proposal_statement(view, &digest));
+        cx.event(Event::Proposed {
+            view,
+            height: qc.height,
+            block: digest,
+            batches: 0,
+        });
+        cx.broadcast(SyncMsg::Propose(Box::new(Proposal {
+            view,
+            block,
+            reproposal: Some(qc),
+            cc,
+            signature,
+        })));
+    }
+
+    fn on_blame_cert(&mut self, c: BlameCert, cx: &mut Cx) {
+        if c.view < self.view || (c.view == self.view && self.quitting) {
+            return;
+        }
+        self.view = c.view;
+        self.quitting = true;
+        self.ready = None;
+        cx.cancel_timer(IDLE_TIMER);
+        cx.cancel_timer(NEW_VIEW_TIMER);
+        cx.set_timer(ENTER_TIMER, self.delta * 2);
+    }
+}
+
+impl Half<SyncMsg, Safety> for Leader {
+    fn on_start(&mut self, cx: &mut Cx) {
+        if self.view == 1 && self.leads(1) {
+            // View 1 starts with the re-proposal of genesis, at once.
+            self.propose_new_view(cx);
+        }
+        if self.quitting {
+            cx.set_timer(ENTER_TIMER, self.delta * 2);
+        }
+    }
+
+    fn on_message(&mut self, _from: NodeId, msg: Verified<SyncMsg>, cx: &mut Cx) {
+        match msg.into_inner() {
+            SyncMsg::Propose(p) => {
+                if !p.block.is_genesis() {
+                    self.remember(&p.block);
+                }
+                if let Some(c) = p.reproposal {
+                    self.on_qc(c, cx);
+                }
+                if !p.block.is_genesis() {
+                    self.on_qc(p.block.justify, cx);
+                }
+            }
+            SyncMsg::Vote(v) => {
+                if v.view < self.view {
+                    return;
+                }
+                let key = (v.view, v.height, v.block);
+                if let Some(q) = self.votes.add(key, v.voter, v.signature) {
+                    let qc = aggregate_qc(&self.committee, key, &q);
+                    self.on_qc(qc, cx);
+                }
+            }
+            SyncMsg::Blame(b) => {
+                if b.view < self.view {
+                    return;
+                }
+                if let Some(q) = self.blames.add(b.view, b.sender, b.signature) {
+                    let c = BlameCert {
+                        view: b.view,
+                        sig: self.committee.aggregate_unchecked(&q),
+                    };
+                    self.on_blame_cert(c, cx);
+                }
+            }
+            SyncMsg::BlameCert(c) => self.on_blame_cert(c, cx),
+            SyncMsg::Status(s) => {
+                if s.view < self.view {
+                    return;
+                }
+                self.statuses.entry(s.view).or_default().insert(_from, s);
+                while self.statuses.len() > MAX_STATUS_VIEWS {
+                    self.statuses.pop_first();
+                }
+                if rank(&s.lock) > rank(&self.high_qc) {
+                    self.high_qc = s.lock;
+                }
+            }
+            SyncMsg::CommitCert(cc) => {
+                let e = self.ccs.entry(cc.view).or_insert(cc);
+                if rank(&cc) > rank(e) {
+                    *e = cc;
+                }
+                while self.ccs.len() > MAX_STATUS_VIEWS {
+                    self.ccs.pop_first();
+                }
+                self.on_qc(cc, cx);
+            }
+            _ => {}
+        }
+    }
+
+    fn on_timer(&mut self, id: TimerId, cx: &mut Cx) {
+        match id {
+            ENTER_TIMER => {
+                if !self.quitting {
+                    return;
+                }
+                self.view += 1;
+                self.quitting = false;
+                self.proposed_height = 0;
+                self.proposed_new_view = false;
+                self.ready = None;
+                self.votes.prune_below(&(self.view, 0, Digest::ZERO));
+                self.blames.prune_below(&self.view);
+                if self.leads(self.view) {
+                    // Wait 2Δ so that every honest replica's status has arrived.
+                    cx.set_timer(NEW_VIEW_TIMER, self.delta * 2);
+                }
+            }
+            NEW_VIEW_TIMER => self.propose_new_view(cx),
+            IDLE_TIMER => {
+                if let Some(qc) = self.ready {
+                    if !self.quitting && qc.view == self.view {
+                        self.propose_block(qc, cx);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn on_batch(&mut self, batch: BatchRef, cx: &mut Cx) -> bool {
+        if self.pending.len() >= self.cfg.max_pending_batches {
+            return false;
+        }
+        self.pending.push_back(batch);
+        if let Some(qc) = self.ready {
+            if !self.quitting && qc.view == self.view {
+                self.propose_block(qc, cx);
+            }
+        }
+        true
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Voter half
+// ---------------------------------------------------------------------------------------
+
+/// The voter half: the vote rules, equivocation detection, blame and quit-view, the
+/// view change, the synchronous (2Δ) commit and — in Opt Sync — the responsive commit.
+pub struct Voter {
+    id: NodeId,
+    n: usize,
+    opt: bool,
+    delta: Duration,
+    key: Arc<Keypair>,
+    committee: Arc<Committee>,
+    safety: Safety,
+    /// Quit the current view; entering the next one when [`QUIT_TIMER`] fires.
+    quitting: bool,
+    quit_cert: Option<BlameCert>,
+    entered_by: Option<BlameCert>,
+    tree: BlockTree,
+    high_qc: QuorumCert,
+    /// Certificates seen with a known block, for choosing the lock (bounded).
+    certs: BTreeMap<(View, Height, Digest), QuorumCert>,
+    /// Certificates whose block is not known yet (bounded).
+    waiting_qcs: VecDeque<QuorumCert>,
+    /// Highest CC of the current view.
+    cc_cur: Option<QuorumCert>,
+    // State of the current view.
+    slots: BTreeMap<Height, Digest>,
+    props: BTreeMap<Height, Proposal>,
+    equivocated: bool,
+    my_blame: Option<Blame>,
+    last_voted_block: Option<(Height, Digest)>,
+    my_votes: VecDeque<Vote>,
+    votes_in_view: u32,
+    view_start: Duration,
+    pending_commits: BTreeMap<Height, Digest>,
+    // Collections.
+    votes: Collector<(View, Height, Digest), Signature>,
+    cc_votes: Collector<(View, Height, Digest), Signature>,
+    blames: Collector<View, Signature>,
+    buffered: BTreeMap<(View, Height, Digest), (NodeId, Proposal)>,
+    requested: HashSet<Digest>,
+    /// Restarted: passive (no votes, no commits) until the resync timer fires.
+    passive: bool,
+    restarted: bool,
+    now: Duration,
+}
+
+impl Voter {
+    pub fn new(
+        cfg: &ReplicaConfig,
+        opt: bool,
+        key: Arc<Keypair>,
+        committee: Arc<Committee>,
+        restored: Option<Safety>,
+    ) -> Self {
+        let restarted = restored.is_some();
+        let (tree, safety) = match restored {
+            Some(s) => (
+                BlockTree::from_root(s.committed.0, s.committed.1, s.committed.2),
+                s,
+            ),
+            None => {
+                let t = BlockTree::from_genesis();
+                let s = Safety {
+                    view: 1,
+                    quit_view: 0,
+                    last_vote: (0, 0),
+                    lock: QuorumCert::genesis(),
+                    cc_prev: None,
+                    committed: t.committed(),
+                };
+                (t, s)
+            }
+        };
+        Voter {
+            id: cfg.id,
+            n: cfg.n,
+            opt,
+            delta: cfg.delta,
+            key,
+            committee,
+            quitting: safety.quit_view >= safety.view,
+            quit_cert: None,
+            entered_by: None,
+            tree,
+            high_qc: safety.lock,
+            certs: BTreeMap::new(),
+            waiting_qcs: VecDeque::new(),
+            cc_cur: None,
+            slots: BTreeMap::new(),
+            props: BTreeMap::new(),
+            equivocated: false,
+            my_blame: None,
+            last_voted_block: None,
+            my_votes: VecDeque::new(),
+            votes_in_view: 0,
+            view_start: Duration::ZERO,
+            pending_commits: BTreeMap::new(),
+            votes: Collector::new(quorum(cfg.n), MAX_COLLECTING),
+            cc_votes: Collector::new(cc_quorum(cfg.n), MAX_COLLECTING),
+            blames: Collector::new(quorum(cfg.n), MAX_COLLECTING),
+            buffered: BTreeMap::new(),
+            requested: HashSet::new(),
+            passive: restarted,
+            restarted,
+            safety,
+            now: Duration::ZERO,
+        }
+    }
+
+    pub fn view(&self) -> View {
+        self.safety.view
+    }
+
+    pub fn safety(&self) -> &Safety {
+        &self.safety
+    }
+
+    pub fn committed_height(&self) -> Height {
+        self.tree.committed().1
+    }
+
+    fn arm_blame_timer(&self, cx: &mut Cx) {
+        // The p-th proposal of a view must have been voted by view_start + (2p + 4)Δ.
+        let p = self.votes_in_view.saturating_add(1);
+        let deadline = self.view_start + self.delta * (2 * p.min(1 << 20) + 4);
+        cx.set_timer(BLAME_TIMER, deadline.saturating_sub(self.now));
+    }
+
+    fn reset_view_state(&mut self) {
+        self.slots.clear();
+        self.props.clear();
+        self.equivocated = false;
+        self.my_blame = None;
+        self.last_voted_block = None;
+        self.my_votes.clear();
+        self.votes_in_view = 0;
+        self.pending_commits.clear();
+        self.cc_cur = None;
+        self.quit_cert = None;
+    }
+
+    fn can_act(&self) -> bool {
+        !self.passive && !self.quitting && self.safety.view > self.safety.quit_view
+    }
+
+    // --- certificates -----------------------------------------------------------------
+
+    fn on_qc(&mut self, qc: QuorumCert, cx: &mut Cx) {
+        if qc.is_genesis() {
+            return;
+        }
+        if qc.view == self.safety.view {
+            match self.slots.get(&qc.height) {
+                Some(d) if *d != qc.block => self.on_equivocation(None, cx),
+                Some(_) => {}
+                None => {
+                    if self.slots.len() < MAX_VIEW_SLOTS {
+                        self.slots.insert(qc.height, qc.block);
+                    }
+                }
+            }
+        }
+        if !self.tree.knows(&qc.block) {
+            if !self.waiting_qcs.contains(&qc) {
+                self.waiting_qcs.push_back(qc);
+                while self.waiting_qcs.len() > MAX_KEPT_QCS {
+                    self.waiting_qcs.pop_front();
+                }
+            }
+            return;
+        }
+        self.keep_qc(qc);
+    }
+
+    fn keep_qc(&mut self, qc: QuorumCert) {
+        if rank(&qc) > rank(&self.high_qc) {
+            self.high_qc = qc;
+        }
+        self.certs.insert((qc.view, qc.height, qc.block), qc);
+        while self.certs.len() > MAX_KEPT_QCS {
+            self.certs.pop_first();
+        }
+    }
+
+    fn retry_waiting_qcs(&mut self) {
+        let waiting: Vec<QuorumCert> = self.waiting_qcs.drain(..).collect();
+        for qc in waiting {
+            if self.tree.knows(&qc.block) {
+                self.keep_qc(qc);
+            } else {
+                self.waiting_qcs.push_back(qc);
+            }
+        }
+    }
+
+    fn on_vote(&mut self, v: Vote, cx: &mut Cx) {
+        if v.view + 1 < self.safety.view {
+            return;
+        }
+        let key = (v.view, v.height, v.block);
+        if let Some(q) = self.votes.add(key, v.voter, v.signature) {
+            let qc = aggregate_qc(&self.committee, key, &q);
+            cx.event(Event::CertificateFormed {
+                view: v.view,
+                block: v.block,
+            });
+            self.on_qc(qc, cx);
+        }
+        if self.opt {
+            if let Some(q) = self.cc_votes.add(key, v.voter, v.signature) {
+                let cc = aggregate_qc(&self.committee, key, &q);
+                self.on_cc(cc, cx);
+            }
+        }
+    }
+
+    /// Opt Sync: a commit certificate. Kept as the view's highest CC (it constrains the
+    /// lock at the next view change); committed by at once if it is of the current view
+    /// and this replica has not quit it (nor is recovering), after broadcasting it.
+    fn on_cc(&mut self, cc: QuorumCert, cx: &mut Cx) {
+        if !self.opt {
+            return;
+        }
+        self.on_qc(cc, cx);
+        if cc.view != self.safety.view {
+            return;
+        }
+        if self.cc_cur.is_none_or(|c| rank(&cc) > rank(&c)) {
+            self.cc_cur = Some(cc);
+        }
+        if !self.can_act() || !self.tree.knows(&cc.block) {
+            return;
+        }
+        if cc.height <= self.tree.committed().1 {
+            return;
+        }
+        // The broadcast first: every honest replica must hold the CC before it locks.
+        cx.broadcast(SyncMsg::CommitCert(cc));
+        self.commit_to(cc.block, Some(cc), cx);
+    }
+
+    fn commit_to(&mut self, target: Digest, proof: Option<QuorumCert>, cx: &mut Cx) {
+        let (committed, committed_h, _) = self.tree.committed();
+        if let Some(b) = self.tree.get(&target) {
+            if b.height <= committed_h {
+                // Already committed, or a conflict with what was.
+                if !self.tree.extends(&committed, &target, b.height) {
+                    cx.event(Event::ConflictingCommit { committed, target });
+                }
+                return;
+            }
+        }
+        match self.tree.commit_to(&target) {
+            Ok(chain) => {
+                if chain.is_empty() {
+                    return;
+                }
+                for node in chain {
+                    cx.commit(Commit {
+                        digest: node.digest,
+                        block: node.block,
+                        proof,
+                    });
+                }
+                self.safety.committed = self.tree.committed();
+                let h = self.safety.committed.1;
+                self.pending_commits.retain(|k, _| *k > h);
+                // Heights at or below the committed one need no equivocation detection
+                // any more (this replica voted above them in this view, so it never votes
+                // there again): forget them, so that a long view stays within bounds.
+                self.slots = self.slots.split_off(&(h + 1));
+                self.props = self.props.split_off(&(h + 1));
+                cx.persist(self.safety);
+            }
+            Err(CommitError::Unknown(_)) => {}
+            Err(CommitError::Conflict { target, committed }) => {
+                cx.event(Event::ConflictingCommit { committed, target });
+            }
+        }
+    }
+
+    // --- proposals and votes ------------------------------------------------------------
+
+    fn on_proposal(&mut self, from: NodeId, p: Proposal, cx: &mut Cx) {
+        let view = self.safety.view;
+        let digest = p.block.digest();
+        let height = p.height();
+        if p.view < view {
+            return;
+        }
+        if p.view > view {
+            self.buffer(from, p);
+            return;
+        }
+        // One leader-signed block per (view, height): a second one is an equivocation.
+        match self.slots.get(&height) {
+            Some(d) if *d != digest => {
+                let proof = self.props.get(&height).map(|a| {
+                    Box::new(Equivocation {
+                        a: a.clone(),
+                        b: p.clone(),
+                    })
+                });
+                self.on_equivocation(proof, cx);
+                return;
+            }
+            Some(_) => {}
+            None => {
+                if self.slots.len() < MAX_VIEW_SLOTS {
+                    self.slots.insert(height, digest);
+                }
+            }
+        }
+        if !self.props.contains_key(&height) && self.props.len() < MAX_VIEW_SLOTS {
+            self.props.insert(height, p.clone());
+        }
+        if !p.block.is_genesis() && !self.tree.knows(&digest) {
+            if !self.tree.knows(&p.block.parent) {
+                if height <= self.tree.committed().1 {
+                    return;
+                }
+                cx.event(Event::Buffered { block: digest });
+                self.request(p.block.parent, from, cx);
+                self.buffer(from, p);
+                return;
+            }
+            if !self.tree.insert(digest, Arc::new(p.block.clone())) {
+                return;
+            }
+            self.retry_waiting_qcs();
+        }
+        if !p.block.is_genesis() {
+            self.on_qc(p.block.justify, cx);
+        }
+        if let Some(c) = p.reproposal {
+            self.on_qc(c, cx);
+        }
+        if let Some(cc) = p.cc {
+            // A CC of the previous view: knowledge for the lock rule only.
+            self.on_qc(cc, cx);
+        }
+        self.try_vote(from, &p, digest, cx);
+    }
+
+    fn buffer(&mut self, from: NodeId, p: Proposal) {
+        let key = (p.view, p.height(), p.block.digest());
+        self.buffered.insert(key, (from, p));
+        while self.buffered.len() > MAX_BUFFERED {
+            self.buffered.pop_first();
+        }
+    }
+
+    /// The new-view vote rule (see the protocol docs) for the re-proposed QC `c`:
+    /// - without a CC: rank at least as high as the lock, and this replica must know no
+    ///   CC of the previous view;
+    /// - with a CC `N` of the previous view: `N` ranks at least as high as every CC of
+    ///   that view this replica knows, `c` extends `N`, and if the lock extends `N`, `c`
+    ///   ranks at least as high as the lock.
+    fn new_view_ok(&mut self, from: NodeId, p: &Proposal, c: &QuorumCert, cx: &mut Cx) -> bool {
+        let k = self
+            .safety
+            .cc_prev
+            .filter(|k| k.view + 1 == self.safety.view);
+        let lock = self.safety.lock;
+        match p.cc {
+            None => k.is_none() && rank(c) >= rank(&lock),
+            Some(n) => {
+                if k.is_some_and(|k| rank(&k) > rank(&n)) {
+                    return false;
+                }
+                if !self.tree.knows(&n.block) && n.height > self.tree.committed().1 {
+                    // Decide again once the CC's block has arrived.
+                    self.request(n.block, from, cx);
+                    self.buffer(from, p.clone());
+                    return false;
+                }
+                if !self.tree.extends(&c.block, &n.block, n.height) {
+                    return false;
+                }
+                let lock_extends_n = self.tree.knows(&lock.block)
+                    && self.tree.extends(&lock.block, &n.block, n.height);
+                !lock_extends_n || rank(c) >= rank(&lock)
+            }
+        }
+    }
+
+    fn try_vote(&mut self, from: NodeId, p: &Proposal, digest: Digest, cx: &mut Cx) {
+        let view = self.safety.view;
+        let height = p.height();
+        if !self.can_act() || self.equivocated || p.view != view {
+            return;
+        }
+        if (view, height) <= self.safety.last_vote {
+            return;
+        }
+        let committed_h = self.tree.committed().1;
+        if p.block.is_genesis() && committed_h > 0 {
+            return;
+        }
+        match p.reproposal {
+            Some(c) => {
+                if self.last_voted_block.is_some() || !self.new_view_ok(from, p, &c, cx) {
+                    return;
+                }
+            }
+            None => {
+                // A committed height needs no steady vote (and its slot may be forgotten).
+                if height <= committed_h {
+                    return;
+                }
+                // Votes of one view form a chain.
+                match self.last_voted_block {
+                    Some((h, d)) if self.tree.extends(&digest, &d, h) => {}
+                    Some(_) => return,
+                    None => {}
+                }
+            }
+        }
+        self.safety.last_vote = (view, height);
+        cx.persist(self.safety);
+        let signature = self.key.sign(&vote_statement(view, height, &digest));
+        let vote = Vote {
+            view,
+            height,
+            block: digest,
+            voter: self.id,
+            signature,
+        };
+        cx.event(Event::Voted {
+            view,
+            block: digest,
+        });
+        // Forward the proposal (equivocation detection), then vote to everybody.
+        cx.broadcast(SyncMsg::Propose(Box::new(p.clone())));
+        cx.broadcast(SyncMsg::Vote(vote));
+        self.last_voted_block = Some((height, digest));
+        self.my_votes.push_back(vote);
+        while self.my_votes.len() > MAX_SYNC_ITEMS {
+            self.my_votes.pop_front();
+        }
+        self.votes_in_view = self.votes_in_view.saturating_add(1);
+        self.arm_blame_timer(cx);
+        if p.reproposal.is_none() && self.pending_commits.len() < MAX_PENDING_COMMITS {
+            self.pending_commits.insert(height, digest);
+            cx.set_timer(TimerId(COMMIT_TIMER_BASE + height), self.delta * 2);
+        }
+    }
+
+    // --- blame, quit, view change -------------------------------------------------------
+
+    fn on_equivocation(&mut self, proof: Option<Box<Equivocation>>, cx: &mut Cx) {
+        if self.quitting {
+            return;
+        }
+        if !self.equivocated {
+            self.equivocated = true;
+            self.pending_commits.clear();
+        }
+        self.blame(proof, cx);
+    }
+
+    fn blame(&mut self, proof: Option<Box<Equivocation>>, cx: &mut Cx) {
+        if self.my_blame.is_some() || self.passive {
+            return;
+        }
+        let view = self.safety.view;
+        let b = Blame {
+            view,
+            sender: self.id,
+            signature: self.key.sign(&blame_statement(view)),
+            proof,
+        };
+        self.my_blame = Some(b.clone());
+        cx.broadcast(SyncMsg::Blame(b));
+    }
+
+    fn on_blame(&mut self, b: Blame, cx: &mut Cx) {
+        if b.view < self.safety.view {
+            return;
+        }
+        if b.view == self.safety.view && b.proof.is_some() && !self.equivocated {
+            self.on_equivocation(b.proof.clone(), cx);
+        }
+        if let Some(q) = self.blames.add(b.view, b.sender, b.signature) {
+            let c = BlameCert {
+                view: b.view,
+                sig: self.committee.aggregate_unchecked(&q),
+            };
+            self.on_blame_cert(c, cx);
+        }
+    }
+
+    /// Quit view `c.view` (jumping to it if it is ahead): stop voting and committing in
+    /// it, forward the certificate, and enter the next view after 2Δ.
+    fn on_blame_cert(&mut self, c: BlameCert, cx: &mut Cx) {
+        let view = self.safety.view;
+        if c.view < view || (c.view == view && self.quitting) {
+            return;
+        }
+        if c.view > view {
+            self.reset_view_state();
+            self.safety.view = c.view;
+        }
+        self.quitting = true;
+        self.quit_cert = Some(c);
+        self.pending_commits.clear();
+        self.safety.quit_view = self.safety.quit_view.max(c.view);
+        cx.persist(self.safety);
+        cx.broadcast(SyncMsg::BlameCert(c));
+        cx.cancel_timer(BLAME_TIMER);
+        cx.set_timer(QUIT_TIMER, self.delta * 2);
+    }
+
+    /// The lock on entering a new view: with a CC of the view just quit, the highest
+    /// certificate that extends the highest such CC; otherwise the highest certificate.
+    fn choose_lock(&self, k: Option<QuorumCert>) -> QuorumCert {
+        let mut lock = self.safety.lock;
+        match k {
+            Some(k) => {
+                lock = k;
+                for qc in self.certs.values() {
+                    if rank(qc) > rank(&lock) && self.tree.extends(&qc.block, &k.block, k.height) {
+                        lock = *qc;
+                    }
+                }
+            }
+            None => {
+                if rank(&self.high_qc) > rank(&lock) {
+                    lock = self.high_qc;
+                }
+            }
+        }
+        lock
+    }
+
+    fn enter_next_view(&mut self, cx: &mut Cx) {
+        let from = self.safety.view;
+        let k = self.cc_cur.filter(|c| c.view == from);
+        let lock = self.choose_lock(k);
+        let entered_by = self.quit_cert;
+        self.reset_view_state();
+        self.entered_by = entered_by;
+        self.quitting = false;
+        let view = from + 1;
+        self.safety.view = view;
+        self.safety.lock = lock;
+        self.safety.cc_prev = k;
+        cx.persist(self.safety);
+        cx.event(Event::ViewChanged {
+            from,
+            to: view,
+            by_timeout: true,
+        });
+        cx.send(
+            leader_of(view, self.n),
+            SyncMsg::Status(Status { view, lock, cc: k }),
+        );
+        self.view_start = self.now;
+        self.arm_blame_timer(cx);
+        self.votes.prune_below(&(from, 0, Digest::ZERO));
+        self.cc_votes.prune_below(&(view, 0, Digest::ZERO));
+        self.blames.prune_below(&view);
+        self.retry_buffered(cx);
+    }
+
+    fn retry_buffered(&mut self, cx: &mut Cx) {
+        let view = self.safety.view;
+        let ready: Vec<(View, Height, Digest)> = self
+            .buffered
+            .iter()
+            .filter(|((v, _, _), (_, p))| {
+                *v < view
+                    || (*v == view && (p.block.is_genesis() || self.tree.knows(&p.block.parent)))
+            })
+            .map(|(k, _)| *k)
+            .collect();
+        for k in ready {
+            if let Some((from, p)) = self.buffered.remove(&k) {
+                if k.0 == view {
+                    self.on_proposal(from, p, cx);
+                }
+            }
+        }
+    }
+
+    // --- catch-up and recovery ----------------------------------------------------------
+
+    fn request(&mut self, digest: Digest, from: NodeId, cx: &mut Cx) {
+        if self.requested.len() >= MAX_BUFFERED {
+            self.requested.clear();
+        }
+        if from != self.id && self.requested.insert(digest) {
+            cx.send(from, SyncMsg::Fetch(digest));
+        }
+    }
+
+    fn on_blocks(&mut self, from: NodeId, blocks: Vec<Block>, cx: &mut Cx) {
+        let Some(first) = blocks.first() else { return };
+        if !self.tree.knows(&first.parent) && first.height > self.tree.committed().1 + 1 {
+            self.requested.remove(&first.parent);
+            self.request(first.parent, from, cx);
+        }
+        for b in blocks {
+            let d = b.digest();
+            self.requested.remove(&d);
+            let justify = b.justify;
+            if self.tree.insert(d, Arc::new(b)) {
+                self.on_qc(justify, cx);
+            }
+        }
+        self.retry_waiting_qcs();
+        self.retry_buffered(cx);
+    }
+
+    fn sync_reply(&self) -> SyncReply {
+        let high_qc = if rank(&self.high_qc) > rank(&self.safety.lock) {
+            self.high_qc
+        } else {
+            self.safety.lock
+        };
+        let high_block = self
+            .tree
+            .get(&high_qc.block)
+            .filter(|b| !b.is_genesis())
+            .map(|b| (**b).clone());
+        let skip = self.props.len().saturating_sub(MAX_SYNC_ITEMS);
+        SyncReply {
+            view: self.safety.view,
+            entered_by: self.entered_by,
+            quit: if self.quitting { self.quit_cert } else { None },
+            high_qc,
+            high_block,
+            cc: self.cc_cur,
+            proposals: self.props.values().skip(skip).cloned().collect(),
+            votes: self.my_votes.iter().copied().collect(),
+            blame: self.my_blame.clone(),
+        }
+    }
+
+    fn on_sync_reply(&mut self, from: NodeId, r: SyncReply, cx: &mut Cx) {
+        if let Some(c) = r.entered_by {
+            self.on_blame_cert(c, cx);
+        }
+        if let Some(c) = r.quit {
+            self.on_blame_cert(c, cx);
+        }
+        if let Some(b) = r.high_block {
+            let d = b.digest();
+            if !self.tree.knows(&d) {
+                if self.tree.knows(&b.parent) {
+                    self.tree.insert(d, Arc::new(b));
+                } else {
+                    self.request(d, from, cx);
+                }
+            }
+        }
+        self.on_qc(r.high_qc, cx);
+        self.retry_waiting_qcs();
+        for p in r.proposals {
+            self.on_proposal(from, p, cx);
+        }
+        for v in r.votes {
+            self.on_vote(v, cx);
+        }
+        if let Some(cc) = r.cc {
+            self.on_cc(cc, cx);
+        }
+        if let Some(b) = r.blame {
+            self.on_blame(b, cx);
+        }
+    }
+
+    fn end_resync(&mut self, cx: &mut Cx) {
+        self.passive = false;
+        if self.quitting {
+            return;
+        }
+        self.view_start = self.now;
+        self.arm_blame_timer(cx);
+        // Vote now for what arrived while passive, lowest height first.
+        let props: Vec<Proposal> = self.props.values().cloned().collect();
+        for p in props {
+            let d = p.block.digest();
+            if self.tree.knows(&d) || p.block.is_genesis() {
+                self.try_vote(self.id, &p, d, cx);
+            }
+        }
+    }
+}
+
+impl Half<SyncMsg, Safety> for Voter {
+    fn on_start(&mut self, cx: &mut Cx) {
+        self.now = cx.now;
+        self.view_start = cx.now;
+        if self.restarted {
+            cx.broadcast(SyncMsg::SyncRequest);
+            cx.set_timer(RESYNC_TIMER, self.delta * 2);
+        }
+        if self.quitting {
+            cx.set_timer(QUIT_TIMER, self.delta * 2);
+        } else {
+            self.arm_blame_timer(cx);
+        }
+    }
+
+    fn on_message(&mut self, from: NodeId, msg: Verified<SyncMsg>, cx: &mut Cx) {
+        self.now = cx.now;
+        match msg.into_inner() {
+            SyncMsg::Propose(p) => self.on_proposal(from, *p, cx),
+            SyncMsg::Vote(v) => self.on_vote(v, cx),
+            SyncMsg::Blame(b) => self.on_blame(b, cx),
+            SyncMsg::BlameCert(c) => self.on_blame_cert(c, cx),
+            SyncMsg::CommitCert(cc) => self.on_cc(cc, cx),
+            SyncMsg::Fetch(d) => {
+                let chain = self.tree.chain_ending_at(&d, MAX_FETCH_BLOCKS);
+                if !chain.is_empty() {
+                    let blocks = chain.iter().map(|b| (**b).clone()).collect();
+                    cx.send(from, SyncMsg::Blocks(blocks));
+                }
+            }
+            SyncMsg::Blocks(blocks) => self.on_blocks(from, blocks, cx),
+            SyncMsg::SyncRequest => {
+                if from != self.id {
+                    cx.send(from, SyncMsg::SyncReply(Box::new(self.sync_reply())));
+                }
+            }
+            SyncMsg::SyncReply(r) => self.on_sync_reply(from, *r, cx),
+            SyncMsg::Status(_) => {}
+        }
+    }
+
+    fn on_timer(&mut self, id: TimerId, cx: &mut Cx) {
+        self.now = cx.now;
+        match id {
+            BLAME_TIMER => {
+                // Too few proposals in this view: blame its leader (again later if the
+                // view still does not change).
+                if !self.quitting {
+                    self.blame(None, cx);
+                }
+                // Retry fetches that went unanswered (a peer that crashed), and keep
+                // checking.
+                self.requested.clear();
+                let wanted: Vec<(Digest, NodeId)> = self
+                    .buffered
+                    .values()
+                    .filter(|(_, p)| !self.tree.knows(&p.block.parent))
+                    .map(|(from, p)| (p.block.parent, *from))
+                    .collect();
+                for (d, from) in wanted {
+                    self.request(d, from, cx);
+                }
+                cx.set_timer(BLAME_TIMER, self.delta * 4);
+            }
+            QUIT_TIMER if self.quitting => self.enter_next_view(cx),
+            RESYNC_TIMER => self.end_resync(cx),
+            TimerId(t) if t >= COMMIT_TIMER_BASE => {
+                let height = t - COMMIT_TIMER_BASE;
+                if self.quitting || self.equivocated || self.passive {
+                    return;
+                }
+                if let Some(d) = self.pending_commits.remove(&height) {
+                    self.commit_to(d, None, cx);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use olympus_crypto::Scheme;
+    use olympus_types::{Batch, Transaction};
+
+    fn setup(n: usize) -> (Vec<Arc<Keypair>>, Committee) {
+        let keys: Vec<_> = (0..n)
+            .map(|i| Arc::new(Keypair::generate(Scheme::Bls, &[3; 32], NodeId(i as u16))))
+            .collect();
+        let pks: Vec<_> = keys.iter().map(|k| k.public()).collect();
+        let committee = Committee::new(Scheme::Bls, &pks).unwrap();
+        (keys, committee)
+    }
+
+    fn qc(
+        keys: &[Arc<Keypair>],
+        c: &Committee,
+        view: View,
+        h: Height,
+        d: Digest,
+        by: &[usize],
+    ) -> QuorumCert {
+        let sigs: Vec<_> = by
+            .iter()
+            .map(|&i| (NodeId(i as u16), keys[i].sign(&vote_statement(view, h, &d))))
+            .collect();
+        QuorumCert {
+            view,
+            height: h,
+            block: d,
+            sig: c.aggregate_unchecked(&sigs),
+        }
+    }
+
+    fn steady(keys: &[Arc<Keypair>], c: &Committee, view: View, tag: u8) -> Proposal {
+        let justify = qc(keys, c, view, 0, Block::genesis_digest(), &[0, 1]);
+        let block = Block {
+            parent: justify.block,
+            view,
+            height: 1,
+            proposer: leader_of(view, keys.len()),
+            justify,
+            payload: Payload::Inline(vec![Batch::new(vec![Transaction {
+                client: 1,
+                nonce: tag as u64,
+                payload: vec![tag],
+            }])]),
+        };
+        let signature = keys[leader_of(view, keys.len()).index()]
+            .sign(&proposal_statement(view, &block.digest()));
+        Proposal {
+            view,
+            block,
+            reproposal: None,
+            cc: None,
+            signature,
+        }
+    }
+
+    #[test]
+    fn thresholds_for_n_is_2f_plus_1() {
+        assert_eq!((f_of(3), quorum(3), cc_quorum(3)), (1, 2, 3));
+        assert_eq!((f_of(5), quorum(5), cc_quorum(5)), (2, 3, 4));
+        assert_eq!((f_of(7), quorum(7), cc_quorum(7)), (3, 4, 6));
+        assert!(vote_slot(2, 1) > vote_slot(1, 1_000_000));
+    }
+
+    #[test]
+    fn verify_accepts_good_messages_and_rejects_forgeries() {
+        let (keys, c) = setup(3);
+        let p = steady(&keys, &c, 1, 1);
+        assert!(verify(SyncMsg::Propose(Box::new(p.clone())), NodeId(2), &c).is_ok());
+        // Signed by a replica that does not lead the view.
+        let mut forged = p.clone();
+        forged.signature = keys[2].sign(&proposal_statement(1, &p.block.digest()));
+        assert!(verify(SyncMsg::Propose(Box::new(forged)), NodeId(2), &c).is_err());
+        // A justify QC with one signer: certificates need f + 1 distinct signers.
+        let mut weak = steady(&keys, &c, 1, 1);
+        weak.block.justify = qc(&keys, &c, 1, 0, Block::genesis_digest(), &[0]);
+        weak.signature = keys[1].sign(&proposal_statement(1, &weak.block.digest()));
+        assert!(verify(SyncMsg::Propose(Box::new(weak)), NodeId(1), &c).is_err());
+        // A vote relayed by someone else is refused.
+        let d = p.block.digest();
+        let v = Vote {
+            view: 1,
+            height: 1,
+            block: d,
+            voter: NodeId(0),
+            signature: keys[0].sign(&vote_statement(1, 1, &d)),
+        };
+        assert!(verify(SyncMsg::Vote(v), NodeId(0), &c).is_ok());
+        assert!(matches!(
+            verify(SyncMsg::Vote(v), NodeId(1), &c),
+            Err(VerifyError::WrongSender { .. })
+        ));
+        // An equivocation proof must hold two different blocks of one (view, height).
+        let p2 = steady(&keys, &c, 1, 2);
+        let blame = |proof: Equivocation| Blame {
+            view: 1,
+            sender: NodeId(0),
+            signature: keys[0].sign(&blame_statement(1)),
+            proof: Some(Box::new(proof)),
+        };
+        let good = blame(Equivocation {
+            a: p.clone(),
+            b: p2.clone(),
+        });
+        assert!(verify(SyncMsg::Blame(good), NodeId(0), &c).is_ok());
+        let same = blame(Equivocation {
+            a: p.clone(),
+            b: p.clone(),
+        });
+        assert!(verify(SyncMsg::Blame(same), NodeId(0), &c).is_err());
+        // A blame certificate of f signers is not one; a CC needs ⌊3n/4⌋+1.
+        let sig = c.aggregate_unchecked(&[(NodeId(0), keys[0].sign(&blame_statement(1)))]);
+        assert!(verify(
+            SyncMsg::BlameCert(BlameCert { view: 1, sig }),
+            NodeId(0),
+            &c
+        )
+        .is_err());
+        let two = qc(&keys, &c, 1, 1, d, &[0, 1]);
+        assert!(verify(SyncMsg::CommitCert(two), NodeId(0), &c).is_err());
+        let three = qc(&keys, &c, 1, 1, d, &[0, 1, 2]);
+        assert!(verify(SyncMsg::CommitCert(three), NodeId(0), &c).is_ok());
+    }
+
+    #[test]
+    fn messages_round_trip_through_the_frame_codec() {
+        let (keys, c) = setup(3);
+        let p = steady(&keys, &c, 1, 1);
+        let msg = SyncMsg::Propose(Box::new(p));
+        let bytes = olympus_types::frame::encode(&msg).unwrap();
+        assert_eq!(
+            olympus_types::frame::decode::<SyncMsg>(&bytes).unwrap(),
+            msg
+        );
+        let s = Safety {
+            view: 3,
+            quit_view: 2,
+            last_vote: (3, 7),
+            lock: QuorumCert::genesis(),
+            cc_prev: None,
+            committed: (Block::genesis_digest(), 0, 0),
+        };
+        let bytes = olympus_types::frame::encode(&s).unwrap();
+        assert_eq!(olympus_types::frame::decode::<Safety>(&bytes).unwrap(), s);
+    }
+
+    #[test]
+    fn a_voter_detects_equivocation_and_never_votes_twice_per_slot() {
+        let (keys, c) = setup(3);
+        let c = Arc::new(c);
+        let cfg = ReplicaConfig::new(NodeId(0), 3);
+        let mut v = Voter::new(&cfg, false, keys[0].clone(), c.clone(), None);
+        let mut cx = Cx::new(Duration::ZERO);
+        v.on_start(&mut cx);
+        // View 1 starts with genesis; then two different blocks at height 1.
+        let g = Proposal {
+            view: 1,
+            block: Block::genesis(),
+            reproposal: Some(QuorumCert::genesis()),
+            cc: None,
+            signature: keys[1].sign(&proposal_statement(1, &Block::genesis_digest())),
+        };
+        let m = |p: Proposal| Verified::assume_verified(SyncMsg::Propose(Box::new(p)));
+        v.on_message(NodeId(1), m(g), &mut cx);
+        v.on_message(NodeId(1), m(steady(&keys, &c, 1, 1)), &mut cx);
+        v.on_message(NodeId(1), m(steady(&keys, &c, 1, 2)), &mut cx);
+        let votes: Vec<_> = cx
+            .actions()
+            .iter()
+            .filter_map(|a| match a {
+                crate::contract::Action::Broadcast {
+                    msg: SyncMsg::Vote(v),
+                } => Some(*v),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            votes.len(),
+            2,
+            "genesis re-proposal and the first block only"
+        );
+        let blamed = cx.actions().iter().any(|a| {
+            matches!(a, crate::contract::Action::Broadcast { msg: SyncMsg::Blame(b) } if b.proof.is_some())
+        });
+        assert!(blamed, "equivocation blamed with its proof");
+        assert_eq!(v.safety().last_vote, (1, 1));
+        // Every vote follows a persist of its slot.
+        let first_persist = cx
+            .actions()
+            .iter()
+            .position(|a| matches!(a, crate::contract::Action::Persist(_)));
+        let first_vote = cx.actions().iter().position(|a| {
+            matches!(
+                a,
+                crate::contract::Action::Broadcast {
+                    msg: SyncMsg::Vote(_)
+                }
+            )
+        });
+        assert!(first_persist < first_vote);
+    }
+}
