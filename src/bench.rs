@@ -787,6 +787,8 @@ struct RunRecord {
     dir: String,
     config_dir: String,
     node_logs: Vec<String>,
+    /// Each node's metrics (JSON), written when it stops.
+    node_metrics: Vec<String>,
     client_log: String,
     client_json: String,
     data_dir: Option<String>,
@@ -2080,6 +2082,9 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
             node_logs: (0..spec.n)
                 .map(|i| rel(&root, &dir.join(format!("node-{i}.log"))))
                 .collect(),
+            node_metrics: (0..spec.n)
+                .map(|i| rel(&root, &dir.join(format!("node-{i}.metrics.json"))))
+                .collect(),
             client_log: rel(&root, &dir.join("client.log")),
             client_json: rel(&root, &dir.join("client.json")),
             data_dir: args.keep.then(|| rel(&root, &dir.join("data"))),
@@ -2222,6 +2227,7 @@ mod tests {
             dir: format!("{index:02}-{protocol}-n{n}-r{rep}"),
             config_dir: String::new(),
             node_logs: Vec::new(),
+            node_metrics: Vec::new(),
             client_log: String::new(),
             client_json: String::new(),
             data_dir: None,

@@ -236,6 +236,30 @@ fn a_four_node_cluster_commits_every_transaction_once_and_refuses_hostile_input(
         "node 0 did not count the garbage client frames: {}",
         reports[0]
     );
+    // At SIGTERM node 0 also dumped its metrics: readable on stderr, JSON in its data
+    // directory, with the rejected frames counted by reason.
+    let metrics = std::fs::read_to_string(c.path("data/node-0/metrics.json"))
+        .expect("node 0 wrote data/node-0/metrics.json");
+    let m: serde_json::Value = serde_json::from_str(&metrics).expect("metrics.json is JSON");
+    let counter = |id: &str| m["counters"][id].as_u64().unwrap_or(0);
+    assert!(counter("olympus_commits_total") > 0, "{metrics}");
+    let rejected: u64 = ["decode", "signature", "client_decode", "client_submit"]
+        .iter()
+        .map(|r| counter(&format!("olympus_frames_rejected_total{{reason=\"{r}\"}}")))
+        .sum();
+    assert!(rejected >= 1, "no rejected frame in {metrics}");
+    assert!(
+        m["histograms"]["olympus_loop_busy_us"]["count"]
+            .as_u64()
+            .unwrap_or(0)
+            > 0,
+        "{metrics}"
+    );
+    assert!(
+        c.log(0).contains("olympus_commit_interval_us: n="),
+        "no readable metrics dump in node 0's log:\n{}",
+        c.log(0)
+    );
     // Every transaction was executed at most once on every node: 4000 submitted.
     for r in &reports {
         assert!(r["committed_txs"].as_u64().unwrap() <= 4000, "{r}");

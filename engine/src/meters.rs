@@ -158,6 +158,127 @@ impl FirstSeen {
     }
 }
 
+/// The descriptions of the node's metrics (Prometheus `# HELP` lines).
+fn describe() {
+    const COUNTERS: &[(&str, &str)] = &[
+        ("olympus_proposals_total", "blocks this node proposed"),
+        ("olympus_votes_total", "votes this node cast"),
+        (
+            "olympus_certificates_total",
+            "quorum certificates this node formed",
+        ),
+        (
+            "olympus_timeouts_sent_total",
+            "view timeouts this node sent",
+        ),
+        (
+            "olympus_timeout_certificates_total",
+            "timeout certificates this node formed",
+        ),
+        ("olympus_view_changes_total", "view changes, by cause"),
+        (
+            "olympus_ignored_total",
+            "valid messages the protocol could not use",
+        ),
+        (
+            "olympus_buffered_blocks_total",
+            "blocks that waited for their parent",
+        ),
+        (
+            "olympus_conflicting_commits_total",
+            "commit rule fired on a conflicting block",
+        ),
+        ("olympus_commits_total", "committed blocks"),
+        (
+            "olympus_committed_txs_total",
+            "committed transactions new to the ledger",
+        ),
+        (
+            "olympus_committed_batches_total",
+            "batches in committed blocks",
+        ),
+        ("olympus_frames_in_total", "frames handled, by origin"),
+        ("olympus_frames_rejected_total", "frames refused, by reason"),
+        (
+            "olympus_batches_taken_total",
+            "batches the leader half took",
+        ),
+        (
+            "olympus_busy_txs_total",
+            "transactions refused with Busy (pool full)",
+        ),
+        (
+            "olympus_loop_stalls_total",
+            "main-loop runs without yielding longer than 10 ms",
+        ),
+    ];
+    const GAUGES: &[(&str, &str)] = &[
+        ("olympus_view", "current view"),
+        (
+            "olympus_committed_height",
+            "height of the last committed block",
+        ),
+        ("olympus_inbox_depth", "frames waiting in the inbox"),
+        ("olympus_peer_queue_depth", "frames queued to all peers"),
+        (
+            "olympus_peer_queue_max",
+            "frames queued to the fullest peer queue",
+        ),
+    ];
+    const HISTOGRAMS: &[(&str, &str)] = &[
+        (
+            "olympus_proposal_batches",
+            "batches per proposal of this node",
+        ),
+        ("olympus_block_txs", "transactions per committed block"),
+        (
+            "olympus_commit_interval_us",
+            "microseconds between two commits",
+        ),
+        (
+            "olympus_commit_latency_us",
+            "microseconds from first seeing a block (proposing or voting) to committing it",
+        ),
+        (
+            "olympus_verify_us",
+            "microseconds to check the signatures of a peer message",
+        ),
+        (
+            "olympus_batch_txs",
+            "transactions per batch taken by the leader half",
+        ),
+        (
+            "olympus_persist_us",
+            "microseconds to store the safety state (fdatasync)",
+        ),
+        (
+            "olympus_chain_append_us",
+            "microseconds to append a block to the chain log",
+        ),
+        (
+            "olympus_loop_busy_us",
+            "microseconds the main loop ran between two waits",
+        ),
+        (
+            "olympus_frames_per_turn",
+            "frames handled per main-loop turn",
+        ),
+        (
+            "olympus_inbox_depth_sampled",
+            "inbox depth at each main-loop turn",
+        ),
+    ];
+    for &(name, help) in COUNTERS {
+        metrics::describe_counter!(name, help);
+    }
+    for &(name, help) in GAUGES {
+        metrics::describe_gauge!(name, help);
+    }
+    for &(name, help) in HISTOGRAMS {
+        metrics::describe_histogram!(name, help);
+    }
+}
+
 /// Every handle the node records into (see the module documentation).
 pub struct Meters {
     proposals: Counter,
@@ -210,6 +331,7 @@ pub struct Meters {
 impl Meters {
     /// Registers every handle (install the recorder first).
     pub fn new(net_stats: Arc<NetStats>) -> Self {
+        describe();
         let rejected = |reason: &'static str| metrics::counter!("olympus_frames_rejected_total", "reason" => reason);
         let frames =
             |from: &'static str| metrics::counter!("olympus_frames_in_total", "from" => from);
@@ -479,6 +601,13 @@ mod tests {
             Some(1)
         );
         assert_eq!(s.histogram("olympus_block_txs").map(|h| h.max), Some(10));
+        assert!(
+            s.help
+                .iter()
+                .any(|(n, h)| n == "olympus_verify_us" && h.contains("signatures")),
+            "described: {:?}",
+            s.help
+        );
         let view = s.gauges.iter().find(|(i, _)| i.name == "olympus_view");
         assert_eq!(view.map(|(_, v)| *v), Some(4.0));
     }

@@ -548,7 +548,10 @@ impl Snapshot {
             }
         }
         if !self.histograms.is_empty() {
-            let _ = writeln!(s, "histograms");
+            let _ = writeln!(
+                s,
+                "histograms (percentiles are bucket upper bounds: at most 25 % high)"
+            );
         }
         for (id, h) in &self.histograms {
             let _ = writeln!(
