@@ -14,12 +14,6 @@
 //! node must halt rather than vote unsafely. Several `Persist`s in a row with no message
 //! between them are carried out as one (the last): it holds the whole state, so the rule
 //! holds with one `fdatasync` instead of several.
-//!
-//! One more exception to the order: the `Commit`s of an input are carried out after its
-//! other actions. A commit is local (the node logs the block durably, executes it and
-//! answers clients) and nothing that leaves the node depends on it, so the vote that the
-//! same proposal triggers goes out without waiting for the chain log's sync. Commits
-//! still reach the environment in the order the protocol made them.
 
 use olympus_protocols::{
     Action, BatchRef, Commit, Context, Dest, Event, Half, Message, Protocol, TimerId, Verified,
@@ -233,7 +227,6 @@ impl<P: Protocol> Driver<P> {
                 _ => {}
             }
         }
-        let mut commits = Vec::new();
         for (action, superseded) in actions.into_iter().zip(superseded) {
             match action {
                 Action::Send { to, msg } => {
@@ -268,15 +261,13 @@ impl<P: Protocol> Driver<P> {
                     env.persist(&state).map_err(DriverError::Persist)?;
                     self.stats.persists += 1;
                 }
-                // Carried out after everything else of this input (below).
-                Action::Commit(c) => commits.push(c),
+                Action::Commit(c) => {
+                    self.stats.commits += 1;
+                    env.commit(c);
+                }
                 Action::FetchBatch { .. } => {}
                 Action::Event(e) => env.event(&e),
             }
-        }
-        for c in commits {
-            self.stats.commits += 1;
-            env.commit(c);
         }
         Ok(())
     }
@@ -422,42 +413,6 @@ mod tests {
         );
         assert_eq!(d.stats.persists_coalesced, 2);
         assert_eq!(env.persisted.map(|p| p.last_voted), Some(4));
-    }
-
-    #[test]
-    fn commits_wait_until_the_messages_of_their_input_have_left() {
-        let (_, mut drivers) = cluster(4);
-        let d = &mut drivers[1];
-        #[derive(Default)]
-        struct Order(Vec<&'static str>);
-        impl Env<HotStuff> for Order {
-            fn send(&mut self, _: NodeId, _: &HsMsg) {
-                self.0.push("send");
-            }
-            fn broadcast(&mut self, _: &HsMsg) {
-                self.0.push("broadcast");
-            }
-            fn persist(&mut self, _: &Safety) -> Result<(), String> {
-                self.0.push("persist");
-                Ok(())
-            }
-            fn commit(&mut self, _: Commit) {
-                self.0.push("commit");
-            }
-        }
-        let block = Arc::new(olympus_types::Block::genesis());
-        let commit = || Commit {
-            digest: Digest::ZERO,
-            block: block.clone(),
-            proof: None,
-        };
-        let mut env = Order::default();
-        let mut cx = Context::new(Duration::ZERO);
-        cx.commit(commit());
-        cx.commit(commit());
-        cx.send(NodeId(2), HsMsg::Fetch(Digest::ZERO));
-        d.apply(Which::Voter, &mut cx, &mut env).unwrap();
-        assert_eq!(env.0, vec!["send", "commit", "commit"]);
     }
 
     #[test]
