@@ -318,12 +318,16 @@ fn kill_and_restart_under_load(genconfig: &[&str]) {
     // Let the restarted node finish catching up, then stop everybody.
     std::thread::sleep(Duration::from_millis(1500));
     let reports: Vec<_> = (0..4).map(|i| c.stop(i)).collect();
+    let heights: Vec<_> = reports
+        .iter()
+        .map(|(_, r)| r["committed_height"].clone())
+        .collect();
     for (i, (ok, r)) in reports.iter().enumerate() {
         assert!(ok, "node {i} did not exit cleanly:\n{}", c.log(i));
         assert_eq!(
             r["ledger_txs"],
             txs,
-            "node {i} lost or repeated transactions: {r}\n{}",
+            "node {i} lost or repeated transactions (heights {heights:?}): {r}\n{}",
             c.log(i)
         );
     }

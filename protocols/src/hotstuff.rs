@@ -150,6 +150,12 @@
 //! the leader only over its voter's authenticated link (`verify` checks the sender), so
 //! a bad signature is its own voter's fault. Votes carried inside timeouts are verified
 //! in `verify` like everything else.
+//!
+//! A proposal's own signature is checked only when someone other than its proposer
+//! delivers it: from the proposer, the peer link — authenticated at connect time with
+//! the proposer's committee key — already says who sent it, and nothing in the safety
+//! argument rests on the proposer's signature (it rests on votes, QCs and TCs, all
+//! checked). That saves one pairing check per view on every replica.
 
 use crate::blocktree::{BlockTree, CommitError};
 use crate::contract::{
@@ -399,10 +405,15 @@ impl Protocol for HotStuff {
         match &msg {
             HsMsg::Propose(p) => {
                 verify_block(&p.block, committee)?;
-                let d = p.block.digest();
-                committee
-                    .verify(p.block.proposer, &proposal_statement(&d), &p.signature)
-                    .map_err(|_| VerifyError::BadSignature(p.block.proposer))?;
+                // From its proposer, the authenticated link vouches for the proposal
+                // (safety rests on votes and certificates, which are checked); relayed
+                // by anyone else, its signature must.
+                if from != p.block.proposer {
+                    let d = p.block.digest();
+                    committee
+                        .verify(p.block.proposer, &proposal_statement(&d), &p.signature)
+                        .map_err(|_| VerifyError::BadSignature(p.block.proposer))?;
+                }
                 if let Some(tc) = &p.tc {
                     if tc.view + 1 != p.block.view {
                         return Err(VerifyError::Malformed(
