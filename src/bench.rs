@@ -37,35 +37,69 @@
 //!
 //! # Sweeps
 //!
-//! `--protocol` and `-n` take comma-separated lists; every (protocol, n) cell runs
-//! `--runs` times in a row, each run on fresh ports. A failed run does not stop the
-//! sweep: it is reported, and the exit status says so.
+//! `--protocol`, `-n` and `--block-size` take comma-separated lists; every (protocol, n,
+//! block size) cell runs `--runs` times in a row, each run on fresh ports. A failed run
+//! does not stop the sweep: it is reported, and the exit status says so. `--sweep` alone
+//! runs a small default matrix ([`SWEEP_PROTOCOLS`] × n = 4 × [`SWEEP_BLOCK_SIZES`] ×
+//! [`SWEEP_RUNS`] runs of [`SWEEP_DURATION`] s after [`SWEEP_WARMUP`] s of warmup); each
+//! of those flags given explicitly replaces its part ([`resolve`]).
+//!
+//! # Cost breakdown
+//!
+//! For each node of a successful run, the CPU time it spent per committed block, split so
+//! that the bottleneck shows at a glance:
+//!
+//! - **total**: utime + stime of the node process, read from `/proc/<pid>/stat` just
+//!   before its SIGTERM (clock ticks converted with `sysconf(_SC_CLK_TCK)`), over the
+//!   node's whole life (start-up and warmup included, like its block count);
+//! - **crypto**: the sum of the node's `olympus_verify_us` histogram (and
+//!   `olympus_sign_us`, should the node measure signing) from its metrics file, capped at
+//!   the user time: the histograms time the checks on the wall clock, which on
+//!   oversubscribed cores includes preemption (the table then says so);
+//! - **network**: the kernel time (stime), as an approximation of socket work (it also
+//!   holds other syscalls: fdatasync, io_uring submission);
+//! - **rest** (protocol and engine): user time minus crypto;
+//!
+//! each divided by the blocks the node committed (`committed_blocks` of the JSON line it
+//! prints at SIGTERM, else its `olympus_commits_total` counter). A table with one row per
+//! node (one per run, with node means, past [`MAX_COST_ROWS`] rows) follows the results
+//! table; runs.csv has each run's node means and summary.csv each cell's median of them;
+//! manifest.json has every node's inputs and split. What is missing (no metrics file, no
+//! `/proc`, nothing committed) shows as `n/a` / empty and never fails the run.
 //!
 //! # Output
 //!
 //! Everything goes to `<--out>/<UTC yyyymmdd-hhmmss>/`:
 //!
 //! - `summary.csv`: one row per cell (protocol, n, block size, payload, load) with the
-//!   number of runs and min/median/max of throughput and of p50, p99 and mean latency;
-//! - `runs.csv`: one row per run, with its status and its measurements;
+//!   number of runs and min/median/max of throughput and of p50, p99 and mean latency,
+//!   and the median CPU µs per block (total, crypto, network, rest);
+//! - `runs.csv`: one row per run, with its status, its measurements and its cost per
+//!   block (means over its nodes);
 //! - `manifest.json`: every parameter, the command line, the git commit, host name, CPU
 //!   count, kernel, start time, and each run's paths, status, result and the counters
 //!   each node printed at shutdown (rewritten after every run, so an interrupted sweep
 //!   still leaves one);
 //! - `throughput.svg`, `latency.svg`: throughput and p50/p99 latency for each second of
 //!   the measured window, from the client's per-second series, one line per run (each
-//!   run directory has its own pair);
-//! - `NN-<protocol>-n<N>-r<k>/`: one directory per run with `config/`, `node-<i>.log`
+//!   run directory has its own pair); `throughput.png`, `latency.png`: the same as PNG
+//!   (drawn by [`crate::png`], no dependency);
+//! - with several block sizes, `throughput_vs_block_size.{svg,png}` and
+//!   `latency_vs_block_size.{svg,png}`: each cell's median throughput, p50 and p99
+//!   against block size, one line per (protocol, n);
+//! - `NN-<protocol>-n<N>-r<k>/` (`NN-<protocol>-n<N>-b<B>-r<k>/` with several block
+//!   sizes): one directory per run with `config/`, `node-<i>.log`
 //!   (ending with the node's metrics dump: counters, gauges, histograms),
 //!   `node-<i>.metrics.json` (the same metrics as JSON), `client.log`, `client.json` (and
 //!   `data/` with `--keep`).
 //!
 //! The table on stdout has one row per cell; with `--runs` > 1 it shows medians and the
-//! min–max range of throughput.
+//! min–max range of throughput. The cost table follows it.
 //!
 //! Exit status: 0 when every run succeeded, 1 when a run failed (a node died or was never
 //! ready, the client failed, nothing committed), 130 when interrupted, 2 on bad usage.
 
+use crate::png;
 use anyhow::{anyhow, bail, Context, Result};
 use indicatif::{ProgressBar, ProgressFinish, ProgressStyle};
 use serde::{Deserialize, Serialize};
@@ -134,7 +168,7 @@ fn fault_tolerance(protocol: &str, n: usize) -> Option<usize> {
     })
 }
 
-/// Arguments of `olympus bench`.
+/// Arguments of `olympus bench` as given; [`resolve`] fills in the defaults.
 #[derive(clap::Args, Debug, Clone, Serialize)]
 #[command(after_help = "\
 Each run: `olympus genconfig` writes a committee of n nodes on 127.0.0.1 (node i: peers on \
@@ -146,44 +180,49 @@ measured after the warmup only.
 Load: closed loop by default (--window K transactions outstanding, a new one submitted \
 when one commits); open loop with --rate R (R transactions per second whatever happens).
 
-Output in <out>/<UTC yyyymmdd-hhmmss>/: summary.csv (one row per protocol/n cell: min, \
-median, max of throughput and of p50, p99, mean latency), runs.csv (one row per run), \
-manifest.json (parameters, command line, git commit, host, per-run paths), throughput.svg \
-and latency.svg (per-second series), and one directory per run with its configuration, \
+Sweeps: --protocol, -n and --block-size take comma-separated lists; every combination runs \
+--runs times. --sweep alone runs the default matrix: protocols hotstuff,twochain, n=4, \
+block sizes 100,400,1000, 3 runs each, 5 s measured after 1 s warmup (18 runs, about \
+3 minutes); any of those flags given explicitly overrides its part of the matrix.
+
+Cost breakdown: for each node, CPU time per committed block (utime+stime from \
+/proc/<pid>/stat just before SIGTERM, divided by the node's committed blocks), split into \
+crypto (the node's olympus_verify_us histogram sum, and signing time if the node measures \
+it), network (kernel time, as an approximation of socket work) and the rest (protocol and \
+engine). Printed after the results table, averaged per run in runs.csv and summary.csv, \
+per node in manifest.json; n/a where a metrics file or /proc is missing.
+
+Output in <out>/<UTC yyyymmdd-hhmmss>/: summary.csv (one row per protocol/n/block-size \
+cell: min, median, max of throughput and of p50, p99, mean latency; median cost per \
+block), runs.csv (one row per run), manifest.json (parameters, command line, git commit, \
+host, per-run paths and per-node costs), throughput.svg/.png and latency.svg/.png \
+(per-second series), with several block sizes also throughput_vs_block_size.svg/.png and \
+latency_vs_block_size.svg/.png, and one directory per run with its configuration, \
 node-<i>.log, client.log and client.json.
 
 Exit status: 0 if every run succeeded; 1 if a run failed (a node died or was not ready, \
 the client failed, or nothing committed); 130 if interrupted; 2 on bad usage.")]
 pub struct BenchArgs {
     /// Protocol to run (the nodes must implement it); a comma-separated list runs each in
-    /// turn.
-    #[arg(
-        long,
-        value_delimiter = ',',
-        default_value = "hotstuff",
-        value_name = "NAME[,NAME..]"
-    )]
-    pub protocol: Vec<String>,
-    /// Number of nodes; a comma-separated list runs each size in turn.
-    #[arg(
-        short = 'n',
-        value_delimiter = ',',
-        default_value = "4",
-        value_name = "N[,N..]"
-    )]
-    pub n: Vec<usize>,
-    /// Transactions per block.
-    #[arg(long, default_value_t = 400, value_name = "TXS")]
-    pub block_size: usize,
+    /// turn [default: hotstuff; with --sweep: hotstuff,twochain].
+    #[arg(long, value_delimiter = ',', value_name = "NAME[,NAME..]")]
+    pub protocol: Option<Vec<String>>,
+    /// Number of nodes; a comma-separated list runs each size in turn [default: 4].
+    #[arg(short = 'n', value_delimiter = ',', value_name = "N[,N..]")]
+    pub n: Option<Vec<usize>>,
+    /// Transactions per block; a comma-separated list runs each size in turn [default:
+    /// 400; with --sweep: 100,400,1000].
+    #[arg(long, value_delimiter = ',', value_name = "TXS[,TXS..]")]
+    pub block_size: Option<Vec<usize>>,
     /// Payload bytes per transaction.
     #[arg(long, default_value_t = 0, value_name = "BYTES")]
     pub payload: usize,
-    /// Seconds of measured load (after the warmup).
-    #[arg(long, default_value_t = 10, value_name = "SECS")]
-    pub duration: u64,
-    /// Seconds of load before measuring starts.
-    #[arg(long, default_value_t = 2, value_name = "SECS")]
-    pub warmup: u64,
+    /// Seconds of measured load (after the warmup) [default: 10; with --sweep: 5].
+    #[arg(long, value_name = "SECS")]
+    pub duration: Option<u64>,
+    /// Seconds of load before measuring starts [default: 2; with --sweep: 1].
+    #[arg(long, value_name = "SECS")]
+    pub warmup: Option<u64>,
     /// Closed loop: transactions the client keeps outstanding (used unless --rate is
     /// given).
     #[arg(
@@ -200,10 +239,15 @@ pub struct BenchArgs {
     /// How each node places its roles on cores (passed to `olympus node --placement`).
     #[arg(long, default_value = "compact", value_parser = ["compact", "verify"])]
     pub placement: String,
-    /// Repetitions of each (protocol, n) cell; the table and summary.csv then give
-    /// min/median/max.
-    #[arg(long, default_value_t = 1)]
-    pub runs: usize,
+    /// Repetitions of each (protocol, n, block size) cell; the table and summary.csv then
+    /// give min/median/max [default: 1; with --sweep: 3].
+    #[arg(long, value_name = "RUNS")]
+    pub runs: Option<usize>,
+    /// Run a matrix of protocols × n × block sizes × runs; alone it is the default
+    /// matrix (hotstuff,twochain × 4 × 100,400,1000 × 3 runs, 5 s each); explicit flags
+    /// override its parts.
+    #[arg(long)]
+    pub sweep: bool,
     /// First port; each run takes 2n fresh ports from here on (ports in use are skipped).
     #[arg(long, default_value_t = 17000, value_name = "PORT")]
     pub base_port: u16,
@@ -229,6 +273,76 @@ pub struct BenchArgs {
     pub bin: Option<PathBuf>,
 }
 
+/// The bench's parameters with every default filled in (what the manifest records).
+#[derive(Debug, Clone, Serialize)]
+pub struct Params {
+    pub protocol: Vec<String>,
+    pub n: Vec<usize>,
+    pub block_size: Vec<usize>,
+    pub payload: usize,
+    pub duration: u64,
+    pub warmup: u64,
+    pub window: usize,
+    pub rate: Option<u64>,
+    pub placement: String,
+    pub runs: usize,
+    pub sweep: bool,
+    pub base_port: u16,
+    pub out: PathBuf,
+    pub delta_ms: u64,
+    pub view_timeout_ms: u64,
+    pub dissemination: String,
+    pub keep: bool,
+    pub bin: Option<PathBuf>,
+}
+
+/// The default matrix of `--sweep`.
+const SWEEP_PROTOCOLS: &[&str] = &["hotstuff", "twochain"];
+const SWEEP_BLOCK_SIZES: &[usize] = &[100, 400, 1000];
+const SWEEP_RUNS: usize = 3;
+const SWEEP_DURATION: u64 = 5;
+const SWEEP_WARMUP: u64 = 1;
+
+/// Fills in the defaults: those of a single run, or with `--sweep` those of the default
+/// matrix; flags given explicitly win either way.
+fn resolve(a: BenchArgs) -> Params {
+    let sweep = a.sweep;
+    Params {
+        protocol: a.protocol.unwrap_or_else(|| {
+            if sweep {
+                SWEEP_PROTOCOLS.iter().map(|s| s.to_string()).collect()
+            } else {
+                vec!["hotstuff".into()]
+            }
+        }),
+        n: a.n.unwrap_or_else(|| vec![4]),
+        block_size: a.block_size.unwrap_or_else(|| {
+            if sweep {
+                SWEEP_BLOCK_SIZES.to_vec()
+            } else {
+                vec![400]
+            }
+        }),
+        payload: a.payload,
+        duration: a
+            .duration
+            .unwrap_or(if sweep { SWEEP_DURATION } else { 10 }),
+        warmup: a.warmup.unwrap_or(if sweep { SWEEP_WARMUP } else { 2 }),
+        window: a.window,
+        rate: a.rate,
+        placement: a.placement,
+        runs: a.runs.unwrap_or(if sweep { SWEEP_RUNS } else { 1 }),
+        sweep,
+        base_port: a.base_port,
+        out: a.out,
+        delta_ms: a.delta_ms,
+        view_timeout_ms: a.view_timeout_ms,
+        dissemination: a.dissemination,
+        keep: a.keep,
+        bin: a.bin,
+    }
+}
+
 /// The offered load.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Load {
@@ -237,7 +351,7 @@ enum Load {
 }
 
 impl Load {
-    fn of(args: &BenchArgs) -> Load {
+    fn of(args: &Params) -> Load {
         match args.rate {
             Some(r) => Load::Rate(r),
             None => Load::Window(args.window),
@@ -275,25 +389,50 @@ struct RunSpec {
     protocol: String,
     n: usize,
     f: usize,
+    block_size: usize,
+    /// Whether the sweep has several block sizes (names then say which).
+    name_block: bool,
     /// 1-based repetition within its cell.
     repetition: usize,
 }
 
 impl RunSpec {
     fn dir_name(&self) -> String {
-        format!(
-            "{:02}-{}-n{}-r{}",
-            self.index, self.protocol, self.n, self.repetition
-        )
+        if self.name_block {
+            format!(
+                "{:02}-{}-n{}-b{}-r{}",
+                self.index, self.protocol, self.n, self.block_size, self.repetition
+            )
+        } else {
+            format!(
+                "{:02}-{}-n{}-r{}",
+                self.index, self.protocol, self.n, self.repetition
+            )
+        }
     }
 
     fn title(&self) -> String {
-        format!("{} n={} r{}", self.protocol, self.n, self.repetition)
+        run_title(
+            &self.protocol,
+            self.n,
+            self.block_size,
+            self.name_block,
+            self.repetition,
+        )
+    }
+}
+
+/// How the progress lines, the cost table and the plots name a run.
+fn run_title(protocol: &str, n: usize, block_size: usize, name_block: bool, rep: usize) -> String {
+    if name_block {
+        format!("{protocol} n={n} b={block_size} r{rep}")
+    } else {
+        format!("{protocol} n={n} r{rep}")
     }
 }
 
 /// Checks the arguments and lists the runs.
-fn plan(args: &BenchArgs) -> Result<Vec<RunSpec>> {
+fn plan(args: &Params) -> Result<Vec<RunSpec>> {
     if args.protocol.is_empty() {
         bail!("--protocol: give at least one protocol");
     }
@@ -318,7 +457,10 @@ fn plan(args: &BenchArgs) -> Result<Vec<RunSpec>> {
     if args.runs < 1 {
         bail!("--runs must be at least 1");
     }
-    if args.block_size < 1 {
+    if args.block_size.is_empty() {
+        bail!("--block-size: give at least one block size");
+    }
+    if args.block_size.iter().any(|&b| b < 1) {
         bail!("--block-size must be at least 1 transaction");
     }
     if args.rate == Some(0) {
@@ -330,18 +472,23 @@ fn plan(args: &BenchArgs) -> Result<Vec<RunSpec>> {
     if args.view_timeout_ms < 1 {
         bail!("--view-timeout-ms must be at least 1");
     }
+    let name_block = args.block_size.len() > 1;
     let mut runs = Vec::new();
     for p in &args.protocol {
         for &n in &args.n {
             let f = fault_tolerance(p, n).ok_or_else(|| anyhow!("unknown protocol {p:?}"))?;
-            for repetition in 1..=args.runs {
-                runs.push(RunSpec {
-                    index: runs.len() + 1,
-                    protocol: p.clone(),
-                    n,
-                    f,
-                    repetition,
-                });
+            for &block_size in &args.block_size {
+                for repetition in 1..=args.runs {
+                    runs.push(RunSpec {
+                        index: runs.len() + 1,
+                        protocol: p.clone(),
+                        n,
+                        f,
+                        block_size,
+                        name_block,
+                        repetition,
+                    });
+                }
             }
         }
     }
@@ -777,6 +924,10 @@ struct RunRecord {
     protocol: String,
     n: usize,
     f: usize,
+    block_size: usize,
+    /// Whether names of runs say their block size (the sweep has several).
+    #[serde(skip)]
+    name_block: bool,
     repetition: usize,
     /// ok | failed | interrupted
     status: String,
@@ -797,9 +948,23 @@ struct RunRecord {
     result: Option<ClientReport>,
     /// What each node printed as its last JSON line (its counters at shutdown), if any.
     node_counters: Vec<Option<serde_json::Value>>,
+    /// Each node's CPU time per committed block and its split (see [`NodeCost`]).
+    node_costs: Vec<NodeCost>,
+    /// The mean of the nodes' costs per block.
+    cost: Option<CostSplit>,
 }
 
 impl RunRecord {
+    fn title(&self) -> String {
+        run_title(
+            &self.protocol,
+            self.n,
+            self.block_size,
+            self.name_block,
+            self.repetition,
+        )
+    }
+
     fn ok(&self) -> Option<&ClientReport> {
         if self.status == "ok" {
             self.result.as_ref()
@@ -811,7 +976,7 @@ impl RunRecord {
 
 /// Everything a run needs that does not change between runs.
 struct Ctx<'a> {
-    args: &'a BenchArgs,
+    args: &'a Params,
     bin: &'a Path,
     root: &'a Path,
     load: Load,
@@ -861,7 +1026,7 @@ fn run_one(
         .arg(base_port.to_string())
         .args(["--seed", "bench", "--protocol", &spec.protocol])
         .arg("--block-size")
-        .arg(args.block_size.to_string())
+        .arg(spec.block_size.to_string())
         .arg("--view-timeout-ms")
         .arg(args.view_timeout_ms.to_string())
         .arg("--delta-ms")
@@ -944,13 +1109,35 @@ fn run_one(
     let report = run_client(ctx, spec, &dir, &mut cluster)?;
     cluster.check_alive()?;
 
-    // 4. Stop.
+    // 4. Stop, with each node's CPU time read just before its SIGTERM.
+    let cpu: Vec<Option<CpuTime>> = cluster
+        .nodes
+        .iter()
+        .map(|n| cpu_time(n.child.id()))
+        .collect();
     let outcomes = cluster.stop();
     rec.node_counters = cluster
         .nodes
         .iter()
         .map(|n| last_json_line(&n.log))
         .collect();
+    rec.node_costs = cluster
+        .nodes
+        .iter()
+        .zip(&cpu)
+        .map(|(n, cpu)| {
+            let metrics = fs::read_to_string(dir.join(format!("node-{}.metrics.json", n.id)))
+                .ok()
+                .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok());
+            NodeCost::of(
+                n.id,
+                *cpu,
+                rec.node_counters.get(n.id).and_then(Option::as_ref),
+                metrics.as_ref(),
+            )
+        })
+        .collect();
+    rec.cost = CostSplit::mean(rec.node_costs.iter().filter_map(|c| c.per_block.as_ref()));
     for (node, outcome) in outcomes.into_iter().enumerate() {
         match outcome {
             StopOutcome::Terminated(_, true) => {}
@@ -1190,6 +1377,257 @@ fn opt_or_unknown(v: Option<u64>) -> String {
 }
 
 // ---------------------------------------------------------------------------------------
+// Cost breakdown: CPU time per committed block, split into crypto, network and the rest.
+
+/// Histograms whose sums count as crypto time (µs): signature and certificate checks, and
+/// signing when a node measures it.
+const CRYPTO_HISTOGRAMS: &[&str] = &["olympus_verify_us", "olympus_sign_us"];
+
+/// How the cost split is computed, for the manifest.
+const COST_METHOD: &str = "per node: total = utime + stime of the node process from \
+/proc/<pid>/stat just before SIGTERM; crypto = sum of the olympus_verify_us (and \
+olympus_sign_us, if present) histograms, capped at utime; network = stime (kernel time, \
+an approximation of socket work); rest (protocol + engine) = utime - crypto; each divided \
+by the node's committed blocks (its committed_blocks at shutdown); run values are the \
+mean over nodes";
+
+/// CPU time a process has used, in seconds.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+struct CpuTime {
+    user_s: f64,
+    system_s: f64,
+}
+
+/// The user and system time of a process from `/proc/<pid>/stat`, if readable.
+fn cpu_time(pid: u32) -> Option<CpuTime> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // SAFETY: sysconf only reads a configuration value.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    parse_stat(&stat, ticks)
+}
+
+/// utime and stime (fields 14 and 15) of a `/proc/<pid>/stat` line. The command name
+/// (field 2) is in parentheses and may hold spaces and parentheses: fields are counted
+/// from the last ')'.
+fn parse_stat(stat: &str, ticks_per_s: libc::c_long) -> Option<CpuTime> {
+    if ticks_per_s <= 0 {
+        return None;
+    }
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // fields[0] is field 3 (state).
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    let hz = ticks_per_s as f64;
+    Some(CpuTime {
+        user_s: utime as f64 / hz,
+        system_s: stime as f64 / hz,
+    })
+}
+
+/// The summed `sum` (µs) of every histogram named `name` (any labels) in a node's metrics
+/// JSON; None if there is none.
+fn histogram_sum(metrics: &serde_json::Value, name: &str) -> Option<f64> {
+    let hs = metrics.get("histograms")?.as_object()?;
+    let mut found = None;
+    for (id, h) in hs {
+        let base = id.split('{').next().unwrap_or(id);
+        if base == name {
+            if let Some(s) = h.get("sum").and_then(serde_json::Value::as_f64) {
+                *found.get_or_insert(0.0) += s;
+            }
+        }
+    }
+    found
+}
+
+/// CPU microseconds per committed block, split; None where an input is missing.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+struct CostSplit {
+    total_us: Option<f64>,
+    crypto_us: Option<f64>,
+    network_us: Option<f64>,
+    rest_us: Option<f64>,
+}
+
+impl CostSplit {
+    fn pct(&self, part: Option<f64>) -> Option<f64> {
+        let t = self.total_us?;
+        let part = part?;
+        (t > 0.0).then(|| 100.0 * part / t)
+    }
+
+    /// The field-by-field mean, each over the nodes that have it; None without any node.
+    fn mean<'a>(costs: impl Iterator<Item = &'a CostSplit>) -> Option<CostSplit> {
+        let costs: Vec<&CostSplit> = costs.collect();
+        if costs.is_empty() {
+            return None;
+        }
+        let avg = |pick: fn(&CostSplit) -> Option<f64>| {
+            let v: Vec<f64> = costs.iter().filter_map(|c| pick(c)).collect();
+            (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+        };
+        Some(CostSplit {
+            total_us: avg(|c| c.total_us),
+            crypto_us: avg(|c| c.crypto_us),
+            network_us: avg(|c| c.network_us),
+            rest_us: avg(|c| c.rest_us),
+        })
+    }
+}
+
+/// One node's CPU use over its life and its cost per committed block.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+struct NodeCost {
+    node: usize,
+    /// From /proc just before SIGTERM.
+    cpu: Option<CpuTime>,
+    committed_blocks: Option<u64>,
+    /// Summed crypto histograms, µs (wall time of the checks).
+    crypto_hist_us: Option<f64>,
+    /// The crypto histograms exceed the user CPU time (they measure wall time, which
+    /// includes preemption on a busy machine), so crypto was capped at user time.
+    crypto_capped: bool,
+    /// None when CPU time or committed blocks are unknown, or nothing committed.
+    per_block: Option<CostSplit>,
+}
+
+impl NodeCost {
+    /// Combines what is known about a node: its CPU time, the counters it printed at
+    /// shutdown and its metrics file.
+    fn of(
+        node: usize,
+        cpu: Option<CpuTime>,
+        counters: Option<&serde_json::Value>,
+        metrics: Option<&serde_json::Value>,
+    ) -> NodeCost {
+        let committed_blocks = counters
+            .and_then(|c| c.get("committed_blocks"))
+            .and_then(serde_json::Value::as_u64)
+            .or_else(|| {
+                metrics
+                    .and_then(|m| m.get("counters"))
+                    .and_then(|c| c.get("olympus_commits_total"))
+                    .and_then(serde_json::Value::as_u64)
+            });
+        let crypto_hist_us = metrics.and_then(|m| {
+            CRYPTO_HISTOGRAMS
+                .iter()
+                .filter_map(|h| histogram_sum(m, h))
+                .reduce(|a, b| a + b)
+        });
+        let crypto_capped =
+            matches!((crypto_hist_us, cpu), (Some(c), Some(cpu)) if c > cpu.user_s * 1e6);
+        let per_block = match (committed_blocks, cpu) {
+            (Some(blocks), Some(cpu)) if blocks > 0 => {
+                let b = blocks as f64;
+                let user_us = cpu.user_s * 1e6;
+                let crypto = crypto_hist_us.map(|c| c.min(user_us));
+                Some(CostSplit {
+                    total_us: Some((user_us + cpu.system_s * 1e6) / b),
+                    crypto_us: crypto.map(|c| c / b),
+                    network_us: Some(cpu.system_s * 1e6 / b),
+                    rest_us: crypto.map(|c| (user_us - c) / b),
+                })
+            }
+            _ => None,
+        };
+        NodeCost {
+            node,
+            cpu,
+            committed_blocks,
+            crypto_hist_us,
+            crypto_capped,
+            per_block,
+        }
+    }
+}
+
+fn fmt_us(v: Option<f64>) -> String {
+    v.map(|x| format!("{x:.0}")).unwrap_or_else(|| "n/a".into())
+}
+
+fn fmt_part(c: &CostSplit, part: Option<f64>) -> String {
+    match (part, c.pct(part)) {
+        (Some(v), Some(p)) => format!("{v:.0} ({p:.0}%)"),
+        (Some(v), None) => format!("{v:.0}"),
+        _ => "n/a".into(),
+    }
+}
+
+/// Most rows of the per-node cost table; beyond, it shows one row per run (node means).
+const MAX_COST_ROWS: usize = 16;
+
+/// The cost table: CPU µs per committed block by node (or by run, for large sweeps).
+fn cost_table(records: &[RunRecord]) -> String {
+    let ran: Vec<&RunRecord> = records.iter().filter(|r| r.ok().is_some()).collect();
+    let per_node = ran.iter().map(|r| r.node_costs.len()).sum::<usize>() <= MAX_COST_ROWS;
+    let headers = [
+        "run",
+        "node",
+        "blocks",
+        "total µs",
+        "crypto µs",
+        "network µs",
+        "rest µs",
+    ];
+    let right = [false, true, true, true, true, true, true];
+    let row = |title: String, node: String, blocks: String, c: Option<&CostSplit>| {
+        let d = CostSplit::default();
+        let c = c.unwrap_or(&d);
+        vec![
+            title,
+            node,
+            blocks,
+            fmt_us(c.total_us),
+            fmt_part(c, c.crypto_us),
+            fmt_part(c, c.network_us),
+            fmt_part(c, c.rest_us),
+        ]
+    };
+    let mut rows = Vec::new();
+    let mut capped = false;
+    for r in &ran {
+        capped |= r.node_costs.iter().any(|c| c.crypto_capped);
+        if per_node {
+            for nc in &r.node_costs {
+                rows.push(row(
+                    r.title(),
+                    nc.node.to_string(),
+                    nc.committed_blocks
+                        .map(|b| b.to_string())
+                        .unwrap_or_else(|| "n/a".into()),
+                    nc.per_block.as_ref(),
+                ));
+            }
+        } else {
+            let blocks: Vec<u64> = r
+                .node_costs
+                .iter()
+                .filter_map(|c| c.committed_blocks)
+                .collect();
+            let mean_blocks = if blocks.is_empty() {
+                "n/a".to_string()
+            } else {
+                format!(
+                    "{:.0}",
+                    blocks.iter().sum::<u64>() as f64 / blocks.len() as f64
+                )
+            };
+            rows.push(row(r.title(), "mean".into(), mean_blocks, r.cost.as_ref()));
+        }
+    }
+    let mut out = render_table(&headers, &right, &rows);
+    if capped {
+        out.push_str(
+            "note: on some nodes the verify-time histogram (wall time) exceeded the user CPU \
+             time; crypto was capped at it (the cores are oversubscribed)\n",
+        );
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------------
 // Statistics, table, CSV.
 
 /// Min, median and max of some values.
@@ -1221,11 +1659,12 @@ fn stats(values: &[f64]) -> Option<Stats> {
     })
 }
 
-/// One (protocol, n) cell of the sweep: block size, payload and load are the same for all.
+/// One (protocol, n, block size) cell of the sweep: payload and load are the same for all.
 struct Cell<'a> {
     protocol: &'a str,
     n: usize,
     f: usize,
+    block_size: usize,
     runs: Vec<&'a RunRecord>,
 }
 
@@ -1253,6 +1692,18 @@ impl Cell<'_> {
                 .collect::<Vec<_>>(),
         )
     }
+
+    /// Min/median/max over the successful runs of one field of their mean cost.
+    fn cost(&self, pick: fn(&CostSplit) -> Option<f64>) -> Option<Stats> {
+        stats(
+            &self
+                .runs
+                .iter()
+                .filter(|r| r.ok().is_some())
+                .filter_map(|r| r.cost.as_ref().and_then(pick))
+                .collect::<Vec<_>>(),
+        )
+    }
 }
 
 /// Groups runs into cells, in the order the cells first ran.
@@ -1261,13 +1712,14 @@ fn cells(records: &[RunRecord]) -> Vec<Cell<'_>> {
     for r in records {
         match out
             .iter_mut()
-            .find(|c| c.protocol == r.protocol && c.n == r.n)
+            .find(|c| c.protocol == r.protocol && c.n == r.n && c.block_size == r.block_size)
         {
             Some(c) => c.runs.push(r),
             None => out.push(Cell {
                 protocol: &r.protocol,
                 n: r.n,
                 f: r.f,
+                block_size: r.block_size,
                 runs: vec![r],
             }),
         }
@@ -1318,7 +1770,7 @@ fn fmt_ms(v: Option<f64>) -> String {
 
 /// The results table: one row per cell. With several runs per cell: medians, and the
 /// min–max range of throughput.
-fn results_table(args: &BenchArgs, load: Load, records: &[RunRecord]) -> String {
+fn results_table(args: &Params, load: Load, records: &[RunRecord]) -> String {
     let cells = cells(records);
     let show_runs = args.runs > 1 || records.iter().any(|r| r.ok().is_none());
     let mut headers = vec![
@@ -1346,7 +1798,7 @@ fn results_table(args: &BenchArgs, load: Load, records: &[RunRecord]) -> String 
                 c.protocol.to_string(),
                 c.n.to_string(),
                 c.f.to_string(),
-                args.block_size.to_string(),
+                c.block_size.to_string(),
                 args.payload.to_string(),
                 load.label(),
                 tput,
@@ -1415,10 +1867,26 @@ const SUMMARY_HEADER: &[&str] = &[
     "mean_ms_min",
     "mean_ms_median",
     "mean_ms_max",
+    "cpu_us_per_block_median",
+    "crypto_us_per_block_median",
+    "network_us_per_block_median",
+    "rest_us_per_block_median",
 ];
 
+/// The cost columns: a run's mean over its nodes of CPU µs per committed block.
+const COST_FIELDS: [fn(&CostSplit) -> Option<f64>; 4] = [
+    |c| c.total_us,
+    |c| c.crypto_us,
+    |c| c.network_us,
+    |c| c.rest_us,
+];
+
+fn fmt_cost_csv(v: Option<f64>) -> String {
+    v.map(|x| format!("{x:.1}")).unwrap_or_default()
+}
+
 /// summary.csv: one row per cell.
-fn summary_csv(args: &BenchArgs, load: Load, records: &[RunRecord]) -> String {
+fn summary_csv(args: &Params, load: Load, records: &[RunRecord]) -> String {
     let mut out = csv_line(
         &SUMMARY_HEADER
             .iter()
@@ -1430,7 +1898,7 @@ fn summary_csv(args: &BenchArgs, load: Load, records: &[RunRecord]) -> String {
             c.protocol.to_string(),
             c.n.to_string(),
             c.f.to_string(),
-            args.block_size.to_string(),
+            c.block_size.to_string(),
             args.payload.to_string(),
         ];
         row.extend(load_fields(load));
@@ -1445,6 +1913,9 @@ fn summary_csv(args: &BenchArgs, load: Load, records: &[RunRecord]) -> String {
             row.push(opt(s.map(|s| s.min)));
             row.push(opt(s.map(|s| s.median)));
             row.push(opt(s.map(|s| s.max)));
+        }
+        for pick in COST_FIELDS {
+            row.push(fmt_cost_csv(c.cost(pick).map(|s| s.median)));
         }
         out.push_str(&csv_line(&row));
     }
@@ -1473,13 +1944,17 @@ const RUNS_HEADER: &[&str] = &[
     "p99_ms",
     "mean_ms",
     "max_ms",
+    "cpu_us_per_block",
+    "crypto_us_per_block",
+    "network_us_per_block",
+    "rest_us_per_block",
     "wall_s",
     "dir",
     "error",
 ];
 
 /// runs.csv: one row per run.
-fn runs_csv(args: &BenchArgs, load: Load, records: &[RunRecord]) -> String {
+fn runs_csv(args: &Params, load: Load, records: &[RunRecord]) -> String {
     let mut out = csv_line(
         &RUNS_HEADER
             .iter()
@@ -1495,7 +1970,7 @@ fn runs_csv(args: &BenchArgs, load: Load, records: &[RunRecord]) -> String {
             r.n.to_string(),
             r.f.to_string(),
             r.repetition.to_string(),
-            args.block_size.to_string(),
+            r.block_size.to_string(),
             args.payload.to_string(),
         ];
         row.extend(load_fields(load));
@@ -1511,6 +1986,11 @@ fn runs_csv(args: &BenchArgs, load: Load, records: &[RunRecord]) -> String {
             lat(|l| l.p99),
             lat(|l| l.mean),
             lat(|l| l.max),
+        ]);
+        for pick in COST_FIELDS {
+            row.push(fmt_cost_csv(r.cost.as_ref().and_then(pick)));
+        }
+        row.extend([
             format!("{:.3}", r.wall_s),
             r.dir.clone(),
             r.error.clone().unwrap_or_default(),
@@ -1737,12 +2217,22 @@ fn svg_chart(title: &str, x_label: &str, y_label: &str, lines: &[Line]) -> Strin
 
 /// Throughput and latency charts of some runs' per-second series.
 fn plots(records: &[&RunRecord]) -> (String, String) {
+    let (tput, lat) = plot_lines(records);
+    (
+        svg_chart(TPUT_TITLE, TIME_AXIS, "tx/s", &tput),
+        svg_chart(LAT_TITLE, TIME_AXIS, "latency (ms)", &lat),
+    )
+}
+
+/// The lines of the throughput and latency charts over time: one per run (two for
+/// latency: p50 and p99).
+fn plot_lines(records: &[&RunRecord]) -> (Vec<Line>, Vec<Line>) {
     let mut tput = Vec::new();
     let mut lat = Vec::new();
     for (i, r) in records.iter().take(MAX_PLOT_RUNS).enumerate() {
         let Some(res) = r.ok() else { continue };
         let color = PALETTE[i % PALETTE.len()];
-        let label = format!("{} n={} r{}", r.protocol, r.n, r.repetition);
+        let label = r.title();
         tput.push(Line {
             label: label.clone(),
             color,
@@ -1778,20 +2268,241 @@ fn plots(records: &[&RunRecord]) -> (String, String) {
                 .collect(),
         });
     }
-    (
-        svg_chart(
-            "Committed throughput per second",
-            "seconds into the measured window",
-            "tx/s",
-            &tput,
-        ),
-        svg_chart(
-            "Commit latency per second (p50 solid, p99 dashed)",
-            "seconds into the measured window",
-            "latency (ms)",
-            &lat,
-        ),
-    )
+    (tput, lat)
+}
+
+/// Throughput and latency against block size, one line per (protocol, n): the median
+/// over each cell's successful runs.
+fn block_size_lines(records: &[RunRecord]) -> (Vec<Line>, Vec<Line>) {
+    let mut groups: Vec<(String, usize, Vec<&Cell<'_>>)> = Vec::new();
+    let cells = cells(records);
+    for c in &cells {
+        match groups
+            .iter_mut()
+            .find(|(p, n, _)| p == c.protocol && *n == c.n)
+        {
+            Some(g) => g.2.push(c),
+            None => groups.push((c.protocol.to_string(), c.n, vec![c])),
+        }
+    }
+    let mut tput = Vec::new();
+    let mut lat = Vec::new();
+    for (i, (protocol, n, cs)) in groups.iter().take(MAX_PLOT_RUNS).enumerate() {
+        let color = PALETTE[i % PALETTE.len()];
+        let label = format!("{protocol} n={n}");
+        let pts = |f: &dyn Fn(&Cell<'_>) -> Option<Stats>| -> Vec<(f64, f64)> {
+            let mut v: Vec<(f64, f64)> = cs
+                .iter()
+                .filter_map(|c| Some((c.block_size as f64, f(c)?.median)))
+                .collect();
+            v.sort_by(|a, b| a.0.total_cmp(&b.0));
+            v
+        };
+        tput.push(Line {
+            label: label.clone(),
+            color,
+            dashed: false,
+            points: pts(&|c| c.throughput()),
+        });
+        lat.push(Line {
+            label: format!("{label} p50"),
+            color,
+            dashed: false,
+            points: pts(&|c| c.latency(|l| l.p50)),
+        });
+        lat.push(Line {
+            label: format!("{label} p99"),
+            color,
+            dashed: true,
+            points: pts(&|c| c.latency(|l| l.p99)),
+        });
+    }
+    (tput, lat)
+}
+
+/// "#rrggbb" as RGB (grey if malformed).
+fn hex_rgb(c: &str) -> png::Rgb {
+    let h = c.trim_start_matches('#');
+    let byte = |i: usize| h.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok());
+    match (h.len(), byte(0), byte(2), byte(4)) {
+        (6, Some(r), Some(g), Some(b)) => [r, g, b],
+        _ => [128, 128, 128],
+    }
+}
+
+/// The same line chart as [`svg_chart`], rasterized to a PNG file.
+fn png_chart(title: &str, x_label: &str, y_label: &str, lines: &[Line]) -> Vec<u8> {
+    const W: i64 = 900;
+    const H: i64 = 480;
+    const LEFT: i64 = 80;
+    const RIGHT: i64 = 230;
+    const TOP: i64 = 40;
+    const BOTTOM: i64 = 55;
+    const GRID: png::Rgb = [229, 229, 229];
+    const FRAME: png::Rgb = [51, 51, 51];
+    let pw = W - LEFT - RIGHT;
+    let ph = H - TOP - BOTTOM;
+
+    let (mut x0, mut x1, mut y0, mut y1) = (
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+    );
+    for &(x, y) in lines
+        .iter()
+        .flat_map(|l| l.points.iter())
+        .filter(|(x, y)| x.is_finite() && y.is_finite())
+    {
+        x0 = x0.min(x);
+        x1 = x1.max(x);
+        y0 = y0.min(y);
+        y1 = y1.max(y);
+    }
+    let empty = !x0.is_finite();
+    if empty {
+        (x0, x1, y0, y1) = (0.0, 1.0, 0.0, 1.0);
+    }
+    let (xa, xb, xs) = axis(x0, x1);
+    let (ya, yb, ys) = axis(y0, y1 + 0.04 * (y1 - y0.min(0.0)));
+    let sx = |x: f64| LEFT + ((x - xa) / (xb - xa) * pw as f64).round() as i64;
+    let sy = |y: f64| TOP + ph - ((y - ya) / (yb - ya) * ph as f64).round() as i64;
+
+    let mut c = png::Canvas::new(W as usize, H as usize, png::WHITE);
+    let tw = png::text_width(title, 2);
+    c.text(LEFT + (pw - tw) / 2, 10, title, png::BLACK, 2);
+    for i in 0..=((xb - xa) / xs).round() as i64 {
+        let x = xa + i as f64 * xs;
+        let px = sx(x);
+        c.line(px, TOP, px, TOP + ph, GRID, 1, None);
+        let l = tick_label(x, xs);
+        c.text(
+            px - png::text_width(&l, 1) / 2,
+            TOP + ph + 8,
+            &l,
+            png::BLACK,
+            1,
+        );
+    }
+    for i in 0..=((yb - ya) / ys).round() as i64 {
+        let y = ya + i as f64 * ys;
+        let py = sy(y);
+        c.line(LEFT, py, LEFT + pw, py, GRID, 1, None);
+        let l = tick_label(y, ys);
+        c.text(LEFT - 6 - png::text_width(&l, 1), py - 3, &l, png::BLACK, 1);
+    }
+    c.rect(LEFT, TOP, pw + 1, ph + 1, FRAME);
+    let xw = png::text_width(x_label, 1);
+    c.text(LEFT + (pw - xw) / 2, H - 22, x_label, png::BLACK, 1);
+    let yw = png::text_width(y_label, 1);
+    c.text_up(14, TOP + (ph + yw) / 2, y_label, png::BLACK, 1);
+    if empty {
+        let w = png::text_width("no data", 2);
+        c.text(
+            LEFT + (pw - w) / 2,
+            TOP + ph / 2 - 7,
+            "no data",
+            [136, 136, 136],
+            2,
+        );
+    }
+    for (i, l) in lines.iter().enumerate() {
+        let color = hex_rgb(l.color);
+        let dash = l.dashed.then_some((6, 4));
+        let pts: Vec<(i64, i64)> = l
+            .points
+            .iter()
+            .filter(|(x, y)| x.is_finite() && y.is_finite())
+            .map(|&(x, y)| (sx(x), sy(y)))
+            .collect();
+        for w in pts.windows(2) {
+            c.line(w[0].0, w[0].1, w[1].0, w[1].1, color, 2, dash);
+        }
+        // Points, so that a one-point line still shows.
+        for &(x, y) in &pts {
+            c.fill_rect(x - 2, y - 2, 5, 5, color);
+        }
+        let ly = TOP + 10 + 18 * i as i64;
+        let lx = LEFT + pw + 14;
+        c.line(lx, ly, lx + 24, ly, color, 2, dash);
+        c.text(lx + 30, ly - 3, &l.label, png::BLACK, 1);
+    }
+    c.to_png()
+}
+
+/// Writes a binary file (write then rename, like [`write_file`]).
+fn write_bytes(path: &Path, contents: &[u8]) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    fs::write(&tmp, contents).with_context(|| format!("cannot write {}", tmp.display()))?;
+    fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))
+}
+
+const TPUT_TITLE: &str = "Committed throughput per second";
+const LAT_TITLE: &str = "Commit latency per second (p50 solid, p99 dashed)";
+const TIME_AXIS: &str = "seconds into the measured window";
+
+/// Writes every plot of the bench into its directory: throughput and latency over time
+/// (SVG and PNG), and with several block sizes the same against block size. Returns the
+/// file names written.
+fn write_plots(root: &Path, records: &[RunRecord]) -> Result<Vec<String>> {
+    let all: Vec<&RunRecord> = records.iter().collect();
+    let (t, l) = plots(&all);
+    write_file(&root.join("throughput.svg"), &t)?;
+    write_file(&root.join("latency.svg"), &l)?;
+    let (tl, ll) = plot_lines(&all);
+    write_bytes(
+        &root.join("throughput.png"),
+        &png_chart(TPUT_TITLE, TIME_AXIS, "tx/s", &tl),
+    )?;
+    write_bytes(
+        &root.join("latency.png"),
+        &png_chart(LAT_TITLE, TIME_AXIS, "latency (ms)", &ll),
+    )?;
+    let mut files: Vec<String> = [
+        "throughput.svg",
+        "latency.svg",
+        "throughput.png",
+        "latency.png",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let mut sizes: Vec<usize> = records.iter().map(|r| r.block_size).collect();
+    sizes.sort_unstable();
+    sizes.dedup();
+    if sizes.len() > 1 {
+        let (tb, lb) = block_size_lines(records);
+        let tt = "Throughput vs block size (median of runs)";
+        let lt = "Latency vs block size (p50 solid, p99 dashed; median of runs)";
+        let xl = "block size (transactions)";
+        write_file(
+            &root.join("throughput_vs_block_size.svg"),
+            &svg_chart(tt, xl, "tx/s", &tb),
+        )?;
+        write_file(
+            &root.join("latency_vs_block_size.svg"),
+            &svg_chart(lt, xl, "latency (ms)", &lb),
+        )?;
+        write_bytes(
+            &root.join("throughput_vs_block_size.png"),
+            &png_chart(tt, xl, "tx/s", &tb),
+        )?;
+        write_bytes(
+            &root.join("latency_vs_block_size.png"),
+            &png_chart(lt, xl, "latency (ms)", &lb),
+        )?;
+        files.extend(
+            [
+                "throughput_vs_block_size.svg",
+                "latency_vs_block_size.svg",
+                "throughput_vs_block_size.png",
+                "latency_vs_block_size.png",
+            ]
+            .iter()
+            .map(|s| s.to_string()),
+        );
+    }
+    Ok(files)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1944,8 +2655,9 @@ struct Manifest<'a> {
     git_dirty: Option<bool>,
     host: &'a HostInfo,
     bin: String,
-    parameters: &'a BenchArgs,
+    parameters: &'a Params,
     load: serde_json::Value,
+    cost_method: &'static str,
     files: serde_json::Value,
     runs: &'a [RunRecord],
 }
@@ -1966,6 +2678,7 @@ fn rel(root: &Path, p: &Path) -> String {
 
 /// Runs `olympus bench`.
 pub fn run(args: BenchArgs) -> Result<ExitCode> {
+    let args = resolve(args);
     let specs = plan(&args)?;
     let load = Load::of(&args);
     let bin = match &args.bin {
@@ -1991,6 +2704,24 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
         .collect();
 
     let per_run = args.warmup + args.duration;
+    if args.sweep {
+        eprintln!(
+            "olympus bench --sweep: protocols {} × n {} × block sizes {} × {} run{}",
+            args.protocol.join(","),
+            args.n
+                .iter()
+                .map(usize::to_string)
+                .collect::<Vec<_>>()
+                .join(","),
+            args.block_size
+                .iter()
+                .map(usize::to_string)
+                .collect::<Vec<_>>()
+                .join(","),
+            args.runs,
+            if args.runs == 1 { "" } else { "s" }
+        );
+    }
     eprintln!(
         "olympus bench: {} run{} of {} s ({} s warmup + {} s measured), {} load ({}), into {}",
         specs.len(),
@@ -2021,12 +2752,31 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
         load,
         total_runs: specs.len(),
     };
-    let files = serde_json::json!({
+    let multi_block = args.block_size.len() > 1;
+    let mut files = serde_json::json!({
         "summary_csv": "summary.csv",
         "runs_csv": "runs.csv",
         "throughput_svg": "throughput.svg",
         "latency_svg": "latency.svg",
+        "throughput_png": "throughput.png",
+        "latency_png": "latency.png",
     });
+    if multi_block {
+        for (k, v) in [
+            (
+                "throughput_vs_block_size_svg",
+                "throughput_vs_block_size.svg",
+            ),
+            ("latency_vs_block_size_svg", "latency_vs_block_size.svg"),
+            (
+                "throughput_vs_block_size_png",
+                "throughput_vs_block_size.png",
+            ),
+            ("latency_vs_block_size_png", "latency_vs_block_size.png"),
+        ] {
+            files[k] = serde_json::Value::from(v);
+        }
+    }
     let load_json = match load {
         Load::Window(k) => {
             serde_json::json!({"kind": "window", "model": "closed-loop", "window": k})
@@ -2049,6 +2799,7 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
                 bin: bin.display().to_string(),
                 parameters: &args,
                 load: load_json.clone(),
+                cost_method: COST_METHOD,
                 files: files.clone(),
                 runs: records,
             };
@@ -2072,6 +2823,8 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
             protocol: spec.protocol.clone(),
             n: spec.n,
             f: spec.f,
+            block_size: spec.block_size,
+            name_block: spec.name_block,
             repetition: spec.repetition,
             status: "running".into(),
             error: None,
@@ -2092,6 +2845,8 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
             wall_s: 0.0,
             result: None,
             node_counters: Vec::new(),
+            node_costs: Vec::new(),
+            cost: None,
         };
         let outcome = run_one(&ctx, spec, &mut port_cursor, &mut rec);
         rec.wall_s = run_started.elapsed().as_secs_f64();
@@ -2100,12 +2855,14 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
             Ok(()) => {
                 rec.status = "ok".into();
                 if let Some(r) = &rec.result {
+                    let cpu = rec.cost.as_ref().and_then(|c| c.total_us);
                     eprintln!(
-                        "{prefix}: {:.0} tx/s, p50 {} ms, p99 {} ms ({} committed)",
+                        "{prefix}: {:.0} tx/s, p50 {} ms, p99 {} ms ({} committed; {} CPU µs per block)",
                         r.throughput_tx_s,
                         fmt_ms(r.latency(|l| l.p50)),
                         fmt_ms(r.latency(|l| l.p99)),
-                        r.committed
+                        r.committed,
+                        fmt_us(cpu)
                     );
                 }
                 for w in &rec.warnings {
@@ -2143,10 +2900,7 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
         &summary_csv(&args, load, &records),
     )?;
     write_file(&root.join("runs.csv"), &runs_csv(&args, load, &records))?;
-    let all: Vec<&RunRecord> = records.iter().collect();
-    let (t, l) = plots(&all);
-    write_file(&root.join("throughput.svg"), &t)?;
-    write_file(&root.join("latency.svg"), &l)?;
+    let plot_files = write_plots(&root, &records)?;
     let status = if was_interrupted {
         "interrupted"
     } else if failed > 0 {
@@ -2169,8 +2923,17 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
         args.duration,
         args.warmup
     );
+    if records.iter().any(|r| r.ok().is_some()) {
+        println!();
+        println!("CPU time per committed block (µs; crypto = signature checks, network = kernel time, rest = protocol and engine):");
+        print!("{}", cost_table(&records));
+    }
+    println!();
     println!("results: {}", root.display());
-    println!("  summary.csv  runs.csv  manifest.json  throughput.svg  latency.svg");
+    println!(
+        "  summary.csv  runs.csv  manifest.json  {}",
+        plot_files.join("  ")
+    );
 
     if was_interrupted {
         eprintln!(
@@ -2201,13 +2964,13 @@ mod tests {
         args: BenchArgs,
     }
 
-    fn parse(argv: &[&str]) -> Result<BenchArgs, clap::Error> {
+    fn parse(argv: &[&str]) -> Result<Params, clap::Error> {
         let mut v = vec!["bench"];
         v.extend_from_slice(argv);
-        Wrap::try_parse_from(v).map(|w| w.args)
+        Wrap::try_parse_from(v).map(|w| resolve(w.args))
     }
 
-    fn defaults() -> BenchArgs {
+    fn defaults() -> Params {
         parse(&[]).expect("defaults parse")
     }
 
@@ -2217,6 +2980,8 @@ mod tests {
             protocol: protocol.into(),
             n,
             f: fault_tolerance(protocol, n).unwrap_or(0),
+            block_size: 400,
+            name_block: false,
             repetition: rep,
             status: if tput.is_some() { "ok" } else { "failed" }.into(),
             error: tput
@@ -2234,6 +2999,13 @@ mod tests {
             started_at: String::new(),
             wall_s: 12.5,
             node_counters: Vec::new(),
+            node_costs: Vec::new(),
+            cost: tput.map(|t| CostSplit {
+                total_us: Some(t / 10.0),
+                crypto_us: Some(t / 40.0),
+                network_us: None,
+                rest_us: Some(t / 20.0),
+            }),
             result: tput.map(|t| ClientReport {
                 submitted: Some(1000),
                 committed: 900,
@@ -2273,9 +3045,10 @@ mod tests {
         assert_eq!(a.protocol, vec!["hotstuff"]);
         assert_eq!(a.n, vec![4]);
         assert_eq!(
-            (a.block_size, a.payload, a.duration, a.warmup),
-            (400, 0, 10, 2)
+            (a.block_size.clone(), a.payload, a.duration, a.warmup),
+            (vec![400], 0, 10, 2)
         );
+        assert!(!a.sweep);
         assert_eq!((a.window, a.rate), (10000, None));
         assert_eq!(a.placement, "compact");
         assert_eq!((a.runs, a.base_port), (1, 17000));
@@ -2554,9 +3327,10 @@ mod tests {
         assert_eq!(rows[0], SUMMARY_HEADER.join(","));
         assert_eq!(
             rows[1],
-            "hotstuff,4,1,400,0,window,10000,,2,2,10000,15000,20000,9,14,19,100,150,200,10,15,20"
+            "hotstuff,4,1,400,0,window,10000,,2,2,10000,15000,20000,9,14,19,100,150,200,10,15,20,\
+             1500.0,375.0,,750.0"
         );
-        assert_eq!(rows[2], "pbft,4,1,400,0,window,10000,,1,0,,,,,,,,,,,,");
+        assert_eq!(rows[2], "pbft,4,1,400,0,window,10000,,1,0,,,,,,,,,,,,,,,,");
         for r in &rows {
             assert_eq!(r.split(',').count(), SUMMARY_HEADER.len(), "{r}");
         }
@@ -2567,10 +3341,11 @@ mod tests {
         assert_eq!(rows[0], RUNS_HEADER.join(","));
         assert_eq!(
             rows[1],
-            "1,hotstuff,4,1,1,400,0,rate,,500,17000,ok,1000,900,800,10000,9,,100,10,99,12.500,01-hotstuff-n4-r1,"
+            "1,hotstuff,4,1,1,400,0,rate,,500,17000,ok,1000,900,800,10000,9,,100,10,99,\
+             1000.0,250.0,,500.0,12.500,01-hotstuff-n4-r1,"
         );
         assert!(rows[3].starts_with(
-            "3,pbft,4,1,1,400,0,rate,,500,17000,failed,,,,,,,,,,12.500,03-pbft-n4-r1,"
+            "3,pbft,4,1,1,400,0,rate,,500,17000,failed,,,,,,,,,,,,,,12.500,03-pbft-n4-r1,"
         ));
         assert!(rows[3].ends_with("node 1 exited early (exit code 3)"));
         for r in &rows {
@@ -2719,5 +3494,223 @@ mod tests {
         assert_ne!(a, b);
         assert!(b.ends_with("20250101-000000-2"));
         let _ = fs::remove_dir_all(&out);
+    }
+
+    #[test]
+    fn sweep_has_a_small_default_matrix_that_flags_override() {
+        let a = parse(&["--sweep"]).expect("parses");
+        assert_eq!(a.protocol, vec!["hotstuff", "twochain"]);
+        assert_eq!(
+            (a.n.clone(), a.block_size.clone()),
+            (vec![4], vec![100, 400, 1000])
+        );
+        assert_eq!((a.runs, a.duration, a.warmup), (3, 5, 1));
+        let specs = plan(&a).expect("valid");
+        assert_eq!(specs.len(), 2 * 3 * 3);
+        assert_eq!(specs[0].dir_name(), "01-hotstuff-n4-b100-r1");
+        assert_eq!(specs[3].dir_name(), "04-hotstuff-n4-b400-r1");
+        assert_eq!(specs[17].dir_name(), "18-twochain-n4-b1000-r3");
+        assert_eq!(specs[17].title(), "twochain n=4 b=1000 r3");
+
+        let a = parse(&[
+            "--sweep",
+            "--protocol",
+            "pbft",
+            "--block-size",
+            "100,400",
+            "--runs",
+            "1",
+            "--duration",
+            "2",
+        ])
+        .expect("parses");
+        assert_eq!(
+            (a.protocol.clone(), a.block_size.clone()),
+            (vec!["pbft".to_string()], vec![100, 400])
+        );
+        assert_eq!((a.runs, a.duration, a.warmup), (1, 2, 1));
+        assert_eq!(plan(&a).expect("valid").len(), 2);
+
+        // A block-size list works without --sweep too; one size keeps the old names.
+        let a = parse(&["--block-size", "50,60"]).expect("parses");
+        assert_eq!(
+            plan(&a).expect("valid")[1].dir_name(),
+            "02-hotstuff-n4-b60-r1"
+        );
+        let a = parse(&["--block-size", "50"]).expect("parses");
+        assert_eq!(plan(&a).expect("valid")[0].dir_name(), "01-hotstuff-n4-r1");
+        assert!(plan(&parse(&["--block-size", "10,0"]).expect("parses")).is_err());
+    }
+
+    #[test]
+    fn proc_stat_gives_user_and_system_time() {
+        let line = "1234 (olympus (node) x) S 1 1234 1234 0 -1 4194560 500 0 0 0 250 75 0 0 20 0 9 0 100 0 0";
+        assert_eq!(
+            parse_stat(line, 100),
+            Some(CpuTime {
+                user_s: 2.5,
+                system_s: 0.75
+            })
+        );
+        assert_eq!(parse_stat("1234 (x) S 1 2", 100), None);
+        assert_eq!(parse_stat(line, 0), None);
+        // This process can read its own.
+        let me = cpu_time(std::process::id()).expect("/proc/self/stat");
+        assert!(me.user_s >= 0.0 && me.system_s >= 0.0);
+    }
+
+    #[test]
+    fn node_cost_splits_cpu_per_block() {
+        let counters = serde_json::json!({"committed_blocks": 100});
+        let metrics = serde_json::json!({"histograms": {
+            "olympus_verify_us": {"count": 10, "sum": 200000},
+            "olympus_persist_us": {"count": 10, "sum": 999}
+        }});
+        let cpu = Some(CpuTime {
+            user_s: 1.0,
+            system_s: 0.5,
+        });
+        let c = NodeCost::of(2, cpu, Some(&counters), Some(&metrics));
+        assert_eq!(
+            (c.node, c.committed_blocks, c.crypto_hist_us),
+            (2, Some(100), Some(200000.0))
+        );
+        let pb = c.per_block.clone().expect("split");
+        assert_eq!(pb.total_us, Some(15000.0));
+        assert_eq!(pb.crypto_us, Some(2000.0));
+        assert_eq!(pb.network_us, Some(5000.0));
+        assert_eq!(pb.rest_us, Some(8000.0));
+        assert_eq!(fmt_part(&pb, pb.crypto_us), "2000 (13%)");
+
+        // No metrics file: crypto and rest are n/a, the rest is known.
+        let c = NodeCost::of(0, cpu, Some(&counters), None);
+        let pb = c.per_block.clone().expect("split");
+        assert_eq!((pb.crypto_us, pb.rest_us), (None, None));
+        assert_eq!(fmt_part(&pb, pb.crypto_us), "n/a");
+        // Blocks from the metrics counter when the node printed none; crypto capped at
+        // user time.
+        let m2 = serde_json::json!({"counters": {"olympus_commits_total": 10},
+            "histograms": {"olympus_verify_us{kind=\"vote\"}": {"sum": 5000000}}});
+        let c = NodeCost::of(1, cpu, None, Some(&m2));
+        let pb = c.per_block.clone().expect("split");
+        assert_eq!((pb.crypto_us, pb.rest_us), (Some(100000.0), Some(0.0)));
+        assert!(c.crypto_capped);
+        let mut r = record(1, "hotstuff", 4, 1, Some(1000.0));
+        r.node_costs = vec![c];
+        assert!(cost_table(&[r]).contains("capped"));
+        // No /proc, or nothing committed: no split.
+        assert_eq!(
+            NodeCost::of(0, None, Some(&counters), Some(&metrics)).per_block,
+            None
+        );
+        let zero = serde_json::json!({"committed_blocks": 0});
+        assert_eq!(NodeCost::of(0, cpu, Some(&zero), None).per_block, None);
+
+        let mean = CostSplit::mean(
+            [
+                CostSplit {
+                    total_us: Some(10.0),
+                    crypto_us: None,
+                    network_us: Some(2.0),
+                    rest_us: None,
+                },
+                CostSplit {
+                    total_us: Some(20.0),
+                    crypto_us: Some(4.0),
+                    network_us: Some(4.0),
+                    rest_us: Some(12.0),
+                },
+            ]
+            .iter(),
+        )
+        .expect("mean");
+        assert_eq!(mean.total_us, Some(15.0));
+        assert_eq!(mean.crypto_us, Some(4.0));
+        assert_eq!(mean.rest_us, Some(12.0));
+        assert_eq!(CostSplit::mean(std::iter::empty()), None);
+    }
+
+    #[test]
+    fn cost_table_shows_nodes_or_run_means() {
+        let mut r = record(1, "hotstuff", 4, 1, Some(1000.0));
+        let counters = serde_json::json!({"committed_blocks": 50});
+        let cpu = Some(CpuTime {
+            user_s: 0.1,
+            system_s: 0.05,
+        });
+        r.node_costs = vec![
+            NodeCost::of(0, cpu, Some(&counters), None),
+            NodeCost::of(1, None, None, None),
+        ];
+        let t = cost_table(std::slice::from_ref(&r));
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(lines.len(), 4, "{t}");
+        assert!(
+            lines[0].contains("crypto µs") && lines[0].contains("network µs"),
+            "{t}"
+        );
+        assert!(
+            lines[2].contains("3000")
+                && lines[2].contains("1000 (33%)")
+                && lines[2].contains("n/a"),
+            "{t}"
+        );
+        assert!(lines[3].matches("n/a").count() == 5, "{t}");
+        // Many runs: one row per run with the means.
+        let many: Vec<RunRecord> = (1..=5)
+            .map(|i| {
+                let mut x = r.clone();
+                x.node_costs = vec![x.node_costs[0].clone(); 4];
+                x.index = i;
+                x
+            })
+            .collect();
+        let t = cost_table(&many);
+        assert_eq!(t.lines().count(), 2 + 5, "{t}");
+        assert!(t.contains("mean") && t.contains("25 (25%)"), "{t}");
+    }
+
+    #[test]
+    fn png_charts_are_pngs_of_the_chart_size() {
+        let lines = vec![Line {
+            label: "hotstuff n=4".into(),
+            color: "#1f77b4",
+            dashed: false,
+            points: vec![(100.0, 5000.0), (400.0, 12000.0), (1000.0, 15000.0)],
+        }];
+        let p = png_chart("Throughput vs block size", "block size", "tx/s", &lines);
+        assert_eq!(&p[..8], &png::SIGNATURE);
+        assert_eq!(&p[12..16], b"IHDR");
+        assert_eq!(u32::from_be_bytes([p[16], p[17], p[18], p[19]]), 900);
+        assert_eq!(u32::from_be_bytes([p[20], p[21], p[22], p[23]]), 480);
+        let e = png_chart("empty", "x", "y", &[]);
+        assert_eq!(&e[..8], &png::SIGNATURE);
+        assert_eq!(hex_rgb("#1f77b4"), [0x1f, 0x77, 0xb4]);
+        assert_eq!(hex_rgb("bad"), [128, 128, 128]);
+        // Sweep records make one line per (protocol, n), points sorted by block size.
+        let recs: Vec<RunRecord> = [(1000, 3000.0), (100, 1000.0), (400, 2000.0)]
+            .iter()
+            .enumerate()
+            .map(|(i, &(b, t))| {
+                let mut r = record(i + 1, "hotstuff", 4, 1, Some(t));
+                r.block_size = b;
+                r
+            })
+            .collect();
+        let (t, l) = block_size_lines(&recs);
+        assert_eq!(t.len(), 1);
+        assert_eq!(
+            t[0].points,
+            vec![(100.0, 1000.0), (400.0, 2000.0), (1000.0, 3000.0)]
+        );
+        assert_eq!(l.len(), 2);
+        let dir = std::env::temp_dir().join(format!("olympus-bench-png-{}", std::process::id()));
+        fs::create_dir_all(&dir).expect("dir");
+        let files = write_plots(&dir, &recs).expect("plots");
+        assert_eq!(files.len(), 8, "{files:?}");
+        for f in &files {
+            assert!(dir.join(f).is_file(), "{f}");
+        }
+        let _ = fs::remove_dir_all(&dir);
     }
 }

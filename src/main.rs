@@ -8,6 +8,7 @@ mod bench;
 mod client_cmd;
 mod genconfig;
 mod node_cmd;
+mod png;
 mod sim_cmd;
 
 use clap::{Parser, Subcommand};

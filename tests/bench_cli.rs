@@ -13,8 +13,11 @@ use std::time::{Duration, Instant};
 const OLYMPUS: &str = env!("CARGO_BIN_EXE_olympus");
 
 /// Plays `olympus genconfig`, `olympus node` and `olympus client` well enough for the
-/// bench. FAKE_MODE selects a failure: node-dies (node 1 exits 3), client-fails,
-/// no-commit, conflict (the client saw one transaction in two blocks).
+/// bench. A node burns a little CPU, and at SIGTERM writes a metrics JSON (--metrics-out,
+/// with an olympus_verify_us histogram) and prints its counters as a JSON line, like the
+/// real one. FAKE_MODE selects a failure: node-dies (node 1 exits 3), client-fails,
+/// no-commit, conflict (the client saw one transaction in two blocks), no-metrics (nodes
+/// write no metrics and print no counters).
 const FAKE: &str = r#"#!/usr/bin/env python3
 import json, os, select, signal, socket, sys, time
 
@@ -47,7 +50,18 @@ elif cmd == "node":
     me = int(cfg["id"])
     print("node %s pid=%d args=%s" % (me, os.getpid(), " ".join(sys.argv[1:])), flush=True)
     os.makedirs(cfg["data_dir"].strip('"'), exist_ok=True)
-    signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))
+    def on_term(*a):
+        if mode != "no-metrics":
+            with open(o["--metrics-out"], "w") as f:
+                json.dump({"uptime_s": 1.0, "counters": {"olympus_commits_total": 20},
+                           "gauges": {}, "histograms": {"olympus_verify_us":
+                           {"count": 100, "sum": 20000, "mean": 200.0, "max": 900}}}, f)
+            print(json.dumps({"node": me, "committed_blocks": 20}), flush=True)
+        sys.exit(0)
+    signal.signal(signal.SIGTERM, on_term)
+    end = time.process_time() + 0.15
+    while time.process_time() < end:
+        pass
     if mode == "node-dies" and me == 1:
         time.sleep(0.5)
         print("fatal: disk on fire", file=sys.stderr, flush=True)
@@ -151,16 +165,20 @@ fn help_tells_the_defaults() {
     let help = text(&out.stdout);
     for expected in [
         "--protocol",
-        "[default: hotstuff]",
+        "[default: hotstuff; with --sweep: hotstuff,twochain]",
         "-n <N[,N..]>",
         "[default: 4]",
-        "--block-size",
-        "[default: 400]",
+        "--block-size <TXS[,TXS..]>",
+        "[default: 400; with --sweep: 100,400,1000]",
         "--payload",
         "--duration",
-        "[default: 10]",
+        "[default: 10; with --sweep: 5]",
         "--warmup",
-        "[default: 2]",
+        "[default: 2; with --sweep: 1]",
+        "--sweep",
+        "[default: 1; with --sweep: 3]",
+        "Cost breakdown",
+        "/proc/<pid>/stat",
         "--window",
         "[default: 10000]",
         "--rate",
@@ -254,8 +272,29 @@ fn a_sweep_writes_table_csv_manifest_and_plots() {
         "manifest.json",
         "throughput.svg",
         "latency.svg",
+        "throughput.png",
+        "latency.png",
     ] {
         assert!(root.join(f).is_file(), "{f} missing in {}", root.display());
+    }
+    assert!(!root.join("throughput_vs_block_size.png").exists());
+    let png = fs::read(root.join("throughput.png")).expect("png");
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    // The cost table: one row per node of each run (10 rows: within the limit of 16).
+    assert!(stdout.contains("CPU time per committed block"), "{stdout}");
+    assert!(
+        stdout.contains("crypto µs") && stdout.contains("network µs"),
+        "{stdout}"
+    );
+    let cost_rows: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with("hotstuff n="))
+        .collect();
+    assert_eq!(cost_rows.len(), 10, "{stdout}");
+    for row in &cost_rows {
+        // 20 blocks each; crypto is 20000 µs / 20 blocks = 1000 µs (capped at user time).
+        assert!(row.contains(" 20 "), "{row}");
+        assert!(!row.contains("n/a"), "{row}");
     }
     let summary = fs::read_to_string(root.join("summary.csv")).expect("summary");
     let lines: Vec<&str> = summary.lines().collect();
@@ -267,13 +306,26 @@ fn a_sweep_writes_table_csv_manifest_and_plots() {
         "{summary}"
     );
     assert!(lines[2].starts_with("hotstuff,4,1,"), "{summary}");
-    assert_eq!(
-        fs::read_to_string(root.join("runs.csv"))
-            .expect("runs")
-            .lines()
-            .count(),
-        5
-    );
+    let runs_csv = fs::read_to_string(root.join("runs.csv")).expect("runs");
+    let run_rows: Vec<&str> = runs_csv.lines().collect();
+    assert_eq!(run_rows.len(), 5);
+    let header: Vec<&str> = run_rows[0].split(',').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name).expect(name);
+    for row in &run_rows[1..] {
+        let fields: Vec<&str> = row.split(',').collect();
+        let total: f64 = fields[col("cpu_us_per_block")]
+            .parse()
+            .expect("cpu per block");
+        let crypto: f64 = fields[col("crypto_us_per_block")].parse().expect("crypto");
+        let net: f64 = fields[col("network_us_per_block")]
+            .parse()
+            .expect("network");
+        let rest: f64 = fields[col("rest_us_per_block")].parse().expect("rest");
+        assert!(total > 0.0 && crypto > 0.0 && crypto <= 1000.0, "{row}");
+        assert!((crypto + net + rest - total).abs() < 1.0, "{row}");
+    }
+    let sheader: Vec<&str> = lines[0].split(',').collect();
+    assert!(sheader.contains(&"cpu_us_per_block_median"), "{summary}");
 
     let m: serde_json::Value =
         serde_json::from_str(&fs::read_to_string(root.join("manifest.json")).expect("manifest"))
@@ -283,8 +335,19 @@ fn a_sweep_writes_table_csv_manifest_and_plots() {
     assert_eq!(m["load"]["model"], "closed-loop");
     assert!(m["host"]["nproc"].as_u64().is_some_and(|n| n >= 1));
     assert!(m["command_line"].as_array().is_some_and(|a| a.len() > 3));
+    assert!(m["cost_method"]
+        .as_str()
+        .is_some_and(|s| s.contains("/proc/<pid>/stat")));
     let runs = m["runs"].as_array().expect("runs");
     assert_eq!(runs.len(), 4);
+    let costs = runs[3]["node_costs"].as_array().expect("node costs");
+    assert_eq!(costs.len(), 4);
+    assert_eq!(costs[0]["committed_blocks"], 20);
+    assert_eq!(costs[0]["crypto_hist_us"], 20000.0);
+    assert!(costs[0]["per_block"]["total_us"]
+        .as_f64()
+        .is_some_and(|t| t > 0.0));
+    assert!(runs[3]["cost"]["total_us"].as_f64().is_some());
     // Fresh ports per run: 1 node (2 ports), 1 node, 4 nodes (8 ports), 4 nodes.
     let ports: Vec<u64> = runs
         .iter()
@@ -311,6 +374,79 @@ fn a_sweep_writes_table_csv_manifest_and_plots() {
     assert!(client_log.contains("progress t=2"), "{client_log}");
     let svg = fs::read_to_string(root.join("throughput.svg")).expect("svg");
     assert_eq!(svg.matches("<polyline").count(), 4);
+}
+
+#[test]
+fn a_block_size_sweep_plots_against_block_size_and_missing_metrics_are_na() {
+    let Some((dir, fake)) = setup("block-sweep") else {
+        return;
+    };
+    let out_dir = dir.join("runs");
+    let o = bench(
+        &[
+            "--bin",
+            fake.to_str().expect("utf-8 path"),
+            "--sweep",
+            "--protocol",
+            "hotstuff",
+            "-n",
+            "1",
+            "--block-size",
+            "100,400",
+            "--runs",
+            "1",
+            "--duration",
+            "1",
+            "--warmup",
+            "0",
+            "--base-port",
+            "23100",
+            "--out",
+            out_dir.to_str().expect("utf-8 path"),
+        ],
+        "no-metrics",
+    );
+    let (stdout, stderr) = (text(&o.stdout), text(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    assert!(stderr.contains("--sweep: protocols hotstuff"), "{stderr}");
+    let root = only_root(&out_dir);
+    for f in [
+        "throughput_vs_block_size.png",
+        "latency_vs_block_size.png",
+        "throughput_vs_block_size.svg",
+        "latency_vs_block_size.svg",
+        "throughput.png",
+    ] {
+        assert!(root.join(f).is_file(), "{f} missing");
+    }
+    assert!(root.join("01-hotstuff-n1-b100-r1/client.json").is_file());
+    assert!(root.join("02-hotstuff-n1-b400-r1/client.json").is_file());
+    let summary = fs::read_to_string(root.join("summary.csv")).expect("summary");
+    let rows: Vec<&str> = summary.lines().collect();
+    assert_eq!(rows.len(), 3, "{summary}");
+    assert!(rows[1].starts_with("hotstuff,1,0,100,"), "{summary}");
+    assert!(rows[2].starts_with("hotstuff,1,0,400,"), "{summary}");
+    // No counters and no metrics: the cost is n/a, and the run still succeeds.
+    assert!(rows[1].ends_with(",,,,"), "{summary}");
+    let cost_rows: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with("hotstuff n=1 b="))
+        .collect();
+    assert_eq!(cost_rows.len(), 2, "{stdout}");
+    assert!(
+        cost_rows.iter().all(|r| r.matches("n/a").count() == 5),
+        "{stdout}"
+    );
+    let m: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(root.join("manifest.json")).expect("manifest"))
+            .expect("JSON");
+    assert_eq!(m["parameters"]["block_size"], serde_json::json!([100, 400]));
+    assert_eq!(m["parameters"]["sweep"], true);
+    assert_eq!(m["runs"][1]["block_size"], 400);
 }
 
 #[test]
