@@ -387,9 +387,6 @@ fn verify_proposal(p: &Proposal, committee: &Committee) -> Result<(), VerifyErro
             if c.view >= p.view || (!p.block.is_genesis() && c.view < p.block.view) {
                 return Err(malformed("re-proposal QC not from an earlier view"));
             }
-            if p.block.is_genesis() != c.is_genesis() {
-                return Err(malformed("genesis re-proposal without the genesis QC"));
-            }
             verify_qc(c, committee)?;
             if let Some(cc) = &p.cc {
                 if cc.view + 1 != p.view {
@@ -756,9 +753,10 @@ impl Leader {
             candidates.push(c);
         }
         candidates.sort_by_key(|q| std::cmp::Reverse(rank(q)));
+        let genesis = Block::genesis_digest();
         let chosen = candidates.into_iter().find(|q| {
             q.view < view
-                && (q.is_genesis() || self.blocks.contains_key(&q.block))
+                && (q.block == genesis || self.blocks.contains_key(&q.block))
                 && cc.is_none_or(|c| self.extends(&q.block, &c.block, c.height))
         });
         let Some(qc) = chosen else {
@@ -768,7 +766,7 @@ impl Leader {
             });
             return;
         };
-        let block = if qc.is_genesis() {
+        let block = if qc.block == genesis {
             Block::genesis()
         } else {
             match self.blocks.get(&qc.block) {
