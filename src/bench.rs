@@ -141,6 +141,7 @@ const PROTOCOLS: &[(&str, Family)] = &[
     ("s-sl", Family::PartialSync),
     ("sync-hotstuff", Family::Sync),
     ("optsync", Family::Sync),
+    ("opt-sync", Family::Sync),
     ("apollo", Family::Sync),
     ("artemis", Family::Sync),
     ("unreplicated", Family::Unreplicated),

@@ -88,7 +88,7 @@ pub struct ClientArgs {
 /// Byzantine replicas a client must out-vote, by protocol.
 pub fn fault_bound(protocol: &str, n: usize) -> usize {
     match protocol {
-        "sync-hotstuff" | "optsync" | "apollo" | "artemis" => (n.max(1) - 1) / 2,
+        "sync-hotstuff" | "opt-sync" | "optsync" | "apollo" | "artemis" => (n.max(1) - 1) / 2,
         "unreplicated" => 0,
         _ => (n.max(1) - 1) / 3,
     }
