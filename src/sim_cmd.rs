@@ -30,7 +30,9 @@ Each run starts n replicas and 4 clients in virtual time. During a fault window 
 duplicated (2%); the network partitions and heals; honest replicas crash and restart \
 from their persisted safety state (never more than f faulty at once, Byzantine ones \
 included); Twins equivocate in split worlds. After the window the network is reliable \
-and every honest replica must commit again within 10 s.
+and every honest replica must commit again within 10 s. For the synchronous protocols \
+(sync-hotstuff, opt-sync) f = (n-1)/2 and the faults stay within synchrony: delays \
+below Δ, no loss and no partitions.
 
 Checked on every run: honest committed logs agree at every height; every executed \
 transaction was submitted and none appears more often than it was submitted; no honest \
@@ -40,7 +42,8 @@ most f Byzantine replicas).
 Exit status: 0 if no invariant was violated, 1 if one was (each failing seed prints the \
 one-line command that reproduces it), 2 on bad usage.")]
 pub struct SimArgs {
-    /// Protocol to simulate (known: hotstuff).
+    /// Protocol to simulate: hotstuff (n = 3f+1), sync-hotstuff or opt-sync (synchronous:
+    /// n = 2f+1, every message within Δ).
     #[arg(long)]
     pub protocol: String,
     /// Number of replicas.
