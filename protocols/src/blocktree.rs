@@ -47,7 +47,15 @@ pub struct BlockTree {
     committed_view: View,
     /// Committed digests in order, for pruning.
     committed_log: VecDeque<Digest>,
+    /// Commits since abandoned forks were last swept out.
+    since_sweep: usize,
 }
+
+/// Every this many commits, blocks of abandoned forks (below the committed height and
+/// not committed) are swept out; retained committed blocks leave one by one as they
+/// fall out of the window. Sweeping on every commit cost a pass over the whole tree
+/// per block.
+pub const FORK_SWEEP_EVERY: usize = 256;
 
 impl BlockTree {
     /// A tree whose root is genesis.
@@ -68,6 +76,7 @@ impl BlockTree {
             committed_height: height,
             committed_view: view,
             committed_log: VecDeque::new(),
+            since_sweep: 0,
         }
     }
 
@@ -102,7 +111,11 @@ impl BlockTree {
             return false;
         }
         if let Some(p) = self.blocks.get(&block.parent) {
-            if p.height + 1 != block.height {
+            // A parent at or below the committed height must be the committed block
+            // itself: anything else is an abandoned fork not yet swept out.
+            if p.height + 1 != block.height
+                || (p.height <= self.committed_height && block.parent != self.committed)
+            {
                 return false;
             }
         } else if block.height != self.committed_height + 1 {
@@ -173,15 +186,21 @@ impl BlockTree {
 
     /// Drops forks that can never commit and the oldest retained committed blocks.
     fn prune(&mut self) {
-        let h = self.committed_height;
-        let log = &self.committed_log;
-        let keep_from = log.len().saturating_sub(RETAINED_COMMITTED);
-        let retained: std::collections::HashSet<Digest> =
-            log.iter().skip(keep_from).copied().collect();
-        self.blocks
-            .retain(|d, b| b.height > h || retained.contains(d) || b.is_genesis());
         while self.committed_log.len() > RETAINED_COMMITTED {
-            self.committed_log.pop_front();
+            if let Some(d) = self.committed_log.pop_front() {
+                if self.blocks.get(&d).is_some_and(|b| !b.is_genesis()) {
+                    self.blocks.remove(&d);
+                }
+            }
+        }
+        self.since_sweep += 1;
+        if self.since_sweep >= FORK_SWEEP_EVERY {
+            self.since_sweep = 0;
+            let h = self.committed_height;
+            let retained: std::collections::HashSet<Digest> =
+                self.committed_log.iter().copied().collect();
+            self.blocks
+                .retain(|d, b| b.height > h || retained.contains(d) || b.is_genesis());
         }
     }
 
@@ -257,7 +276,13 @@ mod tests {
         let hs: Vec<_> = committed.iter().map(|n| n.block.height).collect();
         assert_eq!(hs, vec![1, 2]);
         assert!(t.commit_to(&b.digest()).unwrap().is_empty(), "never twice");
-        assert!(t.get(&fork.digest()).is_none(), "dead fork pruned");
+        // The dead fork below the committed height is swept out later, but nothing can
+        // build on it meanwhile.
+        let stale = child(&fork, 7);
+        assert!(
+            !t.insert(stale.digest(), Arc::new(stale)),
+            "a child of a dead fork block"
+        );
         assert_eq!(
             t.commit_to(&fork2.digest()).unwrap_err(),
             CommitError::Conflict {
@@ -267,6 +292,27 @@ mod tests {
         );
         assert_eq!(t.commit_to(&c.digest()).unwrap().len(), 1);
         assert_eq!(t.chain_ending_at(&c.digest(), 2).len(), 2);
+    }
+
+    #[test]
+    fn dead_forks_are_swept_and_old_committed_blocks_leave_the_window() {
+        let mut t = BlockTree::from_genesis();
+        let g = Block::genesis();
+        let a = child(&g, 1);
+        let fork = child(&g, 2);
+        t.insert(a.digest(), Arc::new(a.clone()));
+        t.insert(fork.digest(), Arc::new(fork.clone()));
+        let mut tip = a.clone();
+        t.commit_to(&a.digest()).unwrap();
+        for v in 3..(3 + FORK_SWEEP_EVERY as u64) {
+            let next = child(&tip, v);
+            assert!(t.insert(next.digest(), Arc::new(next.clone())));
+            t.commit_to(&next.digest()).unwrap();
+            tip = next;
+        }
+        assert!(t.get(&fork.digest()).is_none(), "swept");
+        assert!(t.get(&a.digest()).is_some(), "still in the retained window");
+        assert!(t.len() <= RETAINED_COMMITTED + 1);
     }
 
     #[test]
