@@ -17,7 +17,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 /// The protocols `--protocol` accepts.
-pub const PROTOCOLS: &[&str] = &["hotstuff", "sync-hotstuff", "opt-sync"];
+pub const PROTOCOLS: &[&str] = &["hotstuff", "twochain", "sync-hotstuff", "opt-sync"];
 
 /// Failing seeds printed in full after a sweep; the rest are counted.
 const MAX_FAILURES_SHOWN: usize = 20;
@@ -84,6 +84,7 @@ pub struct SimArgs {
 pub fn run(args: SimArgs) -> Result<ExitCode> {
     match args.protocol.as_str() {
         "hotstuff" => run_protocol::<olympus_protocols::hotstuff::HotStuff>(&args),
+        "twochain" => run_protocol::<olympus_protocols::twochain::TwoChain>(&args),
         "sync-hotstuff" => run_protocol::<olympus_protocols::sync_hotstuff::SyncHotStuff>(&args),
         "opt-sync" => run_protocol::<olympus_protocols::opt_sync::OptSync>(&args),
         other => {

@@ -10,16 +10,18 @@
 //! - **Leaders.** `leader(r) = r mod n` ([`RoundRobin`]). The leader of round `r` proposes
 //!   a block `B` with `B.parent = B.justify.block` and `B.height = B.justify.height + 1`,
 //!   where `B.justify` is the highest QC it knows. It proposes in `r` on a QC for `r − 1`
-//!   (formed from the votes sent to it), or on a timeout certificate (TC) for `r − 1`
-//!   (formed from the timeouts sent to it), which the proposal then carries.
+//!   (formed from the votes sent to it, or carried by timeouts), or on a timeout
+//!   certificate (TC) for `r − 1` (formed from the timeouts sent to it, found in a
+//!   timeout, or forwarded to it), which the proposal then carries.
 //! - **Voting (the voter half).** A replica in round `r` votes for the first valid
 //!   proposal `B` of `leader(r)` with `B.view = r` iff `r > last_voted` and either
 //!   1. `B.justify.view + 1 = r`, or
 //!   2. the proposal carries a TC for `r − 1` and `B.justify.view ≥ tc.high_qc_view()`,
 //!      the highest of the QC rounds its signers reported.
 //!
-//!   It persists `last_voted = r` (with its highest QC) before the vote leaves, and sends
-//!   the vote to `leader(r + 1)`. A QC is 2f+1 votes on `(view, height, block)` under the
+//!   It persists `last_voted = r` and the signed vote itself (`Safety::last_vote`, with
+//!   its highest QC) before the vote leaves, and sends the vote to `leader(r + 1)` only
+//!   (the happy path stays linear). A QC is 2f+1 votes on `(view, height, block)` under the
 //!   domain tag `twochain/vote`, aggregated into one BLS signature.
 //! - **Lock.** Every replica keeps the highest QC it has seen (`Safety::high_qc`, the
 //!   highest certified block) and persists it before a vote or a timeout leaves. It is
@@ -32,21 +34,45 @@
 //!   and all its uncommitted ancestors in height order. The [`Commit::proof`] is the QC on
 //!   the committed block (`b'.justify`), as in [`crate::hotstuff`].
 //! - **Timeouts.** On its view timer a replica sets `last_voted := max(last_voted, r)`,
-//!   persists it, and broadcasts a timeout for its round `r` carrying its highest QC. The
-//!   timeout's signature (tag `twochain/timeout`) binds `(r, high_qc.view)`, not the QC
-//!   itself: 2f+1 timeouts for `r` are aggregated by `leader(r + 1)` into a TC with one
-//!   BLS signature over the distinct per-signer statements
+//!   persists it, and broadcasts a [`Timeout`] for its round `r` carrying
+//!   1. its highest QC;
+//!   2. its highest TC (`high_tc`, normally the TC that took it into `r`), kept only if
+//!      every QC view it reports is at most the replica's highest QC's;
+//!   3. its latest vote (`last_vote`): the signed vote of the highest round it voted in,
+//!      exactly as it was persisted and sent.
+//!
+//!   The timeout's signature (tag `twochain/timeout`) binds `(r, high_qc.view)`, not the
+//!   QC itself. 2f+1 timeouts for `r` are aggregated (by `leader(r + 1)` and by every
+//!   voter) into a TC with one BLS signature over the distinct per-signer statements
 //!   ([`Committee::aggregate_multi_unchecked`], checked by
-//!   [`Committee::verify_aggregate_multi`]), listing each signer's `high_qc.view`. A
-//!   replica never votes in a round it timed out of (`last_voted` already covers it).
-//! - **Views.** A replica enters `r + 1` on a QC or a TC for `r` (or 2f+1 timeouts for `r`
-//!   counted by itself), or on a valid proposal for `r + 1` justified by one. Receiving
-//!   f+1 timeouts for a round at least its own makes a replica time out too. The view
+//!   [`Committee::verify_aggregate_multi`]), listing each signer's `high_qc.view`.
+//!   [`TwoChain::verify`] checks everything a timeout carries: the QC (below `r`), the TC
+//!   (below `r`, reporting no QC view above the timeout's QC), and the vote, which must be
+//!   the sender's own signed vote for a round at most `r`. A replica never votes in a
+//!   round it timed out of (`last_voted` already covers it).
+//! - **QCs from timeouts.** Every leader half feeds the votes carried by the timeouts it
+//!   receives into its vote collector (those above its highest QC), whichever leader
+//!   they were first sent to. When `leader(r + 1)` is silent, the votes of round `r`
+//!   still make `QC(r)` at the next leader that collects timeouts, which extends it.
+//! - **Views.** A replica enters `r + 1` on a QC or a TC for a round `r` at least its
+//!   own: a QC in a proposal or a timeout; a TC it aggregated itself from 2f+1 timeouts
+//!   for `r`, or found in a proposal, in a timeout's `high_tc`, or in a forwarded
+//!   [`TcMsg::Tc`]. A replica that enters a round by a TC the round's leader may lack (one
+//!   it formed, or found in a timeout) forwards it to that leader with its highest QC
+//!   ([`ForwardedTc`], whose QC covers the TC's reports, so the leader can extend it);
+//!   the leader proposes on it if it has not proposed in the round. Receiving f+1
+//!   timeouts for a round at least its own makes a replica time out too. The view
 //!   timeout doubles after each round that ended by timeout and resets on progress
 //!   ([`Pacemaker`]).
+//! - **Restart.** `Safety` holds `last_voted`, the highest QC, the highest TC and the
+//!   last vote, all written with the persists that happen anyway (before each vote and
+//!   each first timeout of a round, or on a new highest QC or commit). A restarted replica
+//!   resumes in `max(last_voted, high_qc.view + 1, high_tc.view + 1)`: a round it can
+//!   prove to the others, above its highest QC as its timeouts require.
 //! - **Catch-up.** As in [`crate::hotstuff`]: a proposal whose parent is unknown is
-//!   buffered (bounded) and the parent fetched from the sender, which answers with up to
-//!   [`MAX_FETCH_BLOCKS`] blocks ending at it.
+//!   buffered (bounded) and the parent fetched from the sender and from one signer of the
+//!   QC on the parent (an honest signer voted for it, so it has it); a replica answers
+//!   with up to [`MAX_FETCH_BLOCKS`] blocks ending at the asked block.
 //!
 //! ## Why it is safe
 //!
@@ -69,6 +95,52 @@
 //! highest QC before any vote or timeout leaves keeps both facts true across crashes.
 //! This is the safety argument of Jolteon and DiemBFT v4, restated on our views.
 //!
+//! The argument uses only these facts about an honest replica: it signs at most one vote
+//! per round, only as the vote rule allows and only in a round above `last_voted`; it
+//! has processed the QCs it votes on; and each timeout reports its true highest QC and
+//! raises `last_voted` first. The liveness rules keep all of them:
+//!
+//! - **A vote carried by a timeout is not a new vote.** For an honest sender it is the
+//!   very vote it signed, persisted (`last_voted` and `last_vote`, in one persist) and
+//!   sent before; `verify` accepts it only as the timeout sender's own signed vote. The
+//!   set of honest signed votes is unchanged, so a QC made of carried votes could have
+//!   been made by the vote's own leader. (The simulator's double-vote checker sees
+//!   carried votes too: a timeout's [`Message::signed_vote`] is its carried vote.)
+//! - **A TC changes no vote.** Neither `last_voted`, the highest QC nor the vote rule
+//!   depend on how a round was entered. Entering a higher round by a TC (formed, carried,
+//!   forwarded or restored) only moves the one round a replica may vote in upwards; rule
+//!   2 still needs the TC in the proposal itself, checked against its reports. Forwarding
+//!   a TC signs nothing; a TC needs 2f+1 timeout signatures, so f Byzantine replicas
+//!   cannot forge one. The timeout signature still binds the sender's actual highest QC
+//!   view, which is what the reports in a TC rest on.
+//! - **Restored certificates** only choose the round a restarted replica resumes in, at
+//!   least `last_voted`, so it never votes again in a round it voted or timed out in.
+//!
+//! ## Why it is live
+//!
+//! After GST: the highest round `V` an honest replica is in was entered by a certificate
+//! for `V − 1` it holds (persisted across a restart) or by the f+1 rule after an honest
+//! replica that did. Its timeouts, re-sent on every view timer, carry that certificate,
+//! so every honest replica reaches `V`; their 2f+1 timeouts form `TC(V)` everywhere and
+//! `leader(V + 1)` gets it (its own, or forwarded with a covering QC). With round-robin
+//! leaders the f Byzantine replicas leave a run of at least two consecutive honest
+//! leaders; their two proposals in consecutive rounds are certified once the backed-off
+//! timeout exceeds the round trip, and the QC on the second (formed by the next leader
+//! or, if it is silent, from the votes carried by timeouts at the first honest leader
+//! after it) commits the first.
+//!
+//! ## Pacing
+//!
+//! As in [`crate::hotstuff`]: a leader that holds a QC proposes at once when it has
+//! batches, or when a vote of the quorum says the voted block or an uncommitted ancestor
+//! carries transactions (the unsigned `busy` hint of [`Vote`]): such a block commits only
+//! after one more block is certified, so it must follow quickly. Otherwise (an idle
+//! cluster) it waits [`IDLE_PROPOSE_DELAY`] (at most a quarter of the view timeout) or
+//! until a batch arrives before proposing an empty block. Pacing decides only *when* a
+//! proposal is made, never what is voted or committed, so it cannot affect safety; a
+//! Byzantine voter lying in the hint costs idle CPU or a little latency. Proposals on a
+//! TC are never deferred.
+//!
 //! ## What follows the paper, what was decided here
 //!
 //! Following Jolteon / DiemBFT v4: the vote rule (DiemBFT's `safe_to_vote`), the two-chain
@@ -81,22 +153,26 @@
 //!   is checked on views, as in DiemBFT.
 //! - The TC lists the reported QC rounds in increasing signer order, aligned with its
 //!   signer bitmap, so no signer can be listed twice and the list costs 8 bytes a signer.
-//! - Timeouts do not carry the sender's last TC or highest commit QC (DiemBFT's sync
-//!   aids); replicas resynchronise through the f+1 rule, QCs inside proposals and block
-//!   fetch, as [`crate::hotstuff`] does. A replica times out only of its current round
-//!   with its own highest QC, so the safety conditions of DiemBFT's `safe_to_timeout`
-//!   (QC not below its highest, round not below its last vote) hold by construction; its
-//!   liveness condition (time out only of a round entered by a QC or TC) is relaxed by
-//!   the f+1 join rule, as in [`crate::hotstuff`].
-//! - After a restart the replica enters `max(last_voted, high_qc.view + 1)`, so that its
-//!   next timeout's QC is below the timeout's round (a timeout whose QC is not below its
-//!   round is refused by [`TwoChain::verify`]).
+//! - Timeouts carry the sender's highest TC (as DiemBFT's sync info does) and its last
+//!   signed vote (not in the papers: it lets any leader form the QC a silent leader
+//!   dropped), but not its highest commit QC; replicas also resynchronise through the f+1
+//!   rule, QCs inside proposals and block fetch, as [`crate::hotstuff`] does. A TC does
+//!   not include a QC; a forwarded TC travels with one that covers its reports
+//!   ([`ForwardedTc`]), and a timeout's own QC covers its TC. A replica times out only
+//!   of its current round with its own highest QC, so the safety conditions of DiemBFT's
+//!   `safe_to_timeout` (QC not below its highest, round not below its last vote) hold by
+//!   construction; its liveness condition (time out only of a round entered by a QC or
+//!   TC) is relaxed by the f+1 join rule, as in [`crate::hotstuff`].
+//! - After a restart the replica enters `max(last_voted, high_qc.view + 1,
+//!   high_tc.view + 1)`, so that its next timeout's QC is below the timeout's round (a
+//!   timeout whose QC is not below its round is refused by [`TwoChain::verify`]).
 //!
 //! ## Leader and voter halves
 //!
-//! As in [`crate::hotstuff`]: the [`Leader`] half sees votes and timeouts, builds QCs and
-//! TCs and proposes; the [`Voter`] half sees proposals, timeouts and block fetches and
-//! keeps the block tree, the safety rules, the view, and signs votes and timeouts.
+//! As in [`crate::hotstuff`]: the [`Leader`] half sees votes, timeouts and forwarded TCs,
+//! builds QCs and TCs and proposes; the [`Voter`] half sees proposals, timeouts,
+//! forwarded TCs and block fetches, keeps the block tree, the safety rules and the view,
+//! signs votes and timeouts, and aggregates the TCs it enters rounds by.
 
 use crate::blocktree::{BlockTree, CommitError};
 use crate::contract::{
@@ -122,6 +198,10 @@ pub const MAX_BUFFERED_PROPOSALS: usize = 64;
 pub const MAX_COLLECTING_VIEWS: usize = 64;
 
 const VIEW_TIMER: TimerId = TimerId(1);
+/// The leader half's timer for a deferred empty proposal.
+const IDLE_TIMER: TimerId = TimerId(2);
+/// Longest a leader with nothing to order waits before proposing an empty block.
+pub const IDLE_PROPOSE_DELAY: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// A timeout certificate: 2f+1 signed timeouts for `view`, one aggregate signature over
 /// each signer's statement `(view, its high_qc view)`.
@@ -171,17 +251,38 @@ pub struct Vote {
     pub block: Digest,
     pub voter: NodeId,
     pub signature: Signature,
+    /// Not signed, a hint for pacing: the voted block or an uncommitted ancestor carries
+    /// transactions, so the next leader should not wait before proposing (see "Pacing"
+    /// in the module docs). A lie costs only idle CPU or a little latency.
+    pub busy: bool,
 }
 
-/// A signed timeout for `view`, carrying the sender's highest QC. The signature binds
-/// `(view, high_qc.view)`; the QC travels so the next leader can extend it.
-#[derive(Archive, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+/// A signed timeout for `view`, carrying the sender's highest QC, its highest TC and its
+/// latest vote. The signature binds `(view, high_qc.view)`; the QC travels so the next
+/// leader can extend it; the TC and the vote are checked on their own.
+#[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[rkyv(derive(Debug))]
 pub struct Timeout {
     pub view: View,
     pub high_qc: QuorumCert,
+    /// The highest TC the sender knows (view below `view`, every reported QC view at most
+    /// `high_qc.view`): normally the one that took it into `view`.
+    pub high_tc: Option<TimeoutCert>,
+    /// The sender's vote in the highest view it voted in (view at most `view`), exactly
+    /// as it was persisted and sent: lets any leader form the QC that the vote's own
+    /// leader (silent, or cut off) never formed.
+    pub last_vote: Option<Vote>,
     pub sender: NodeId,
     pub signature: Signature,
+}
+
+/// A TC forwarded to the leader of the view after it, with a QC at least as high as every
+/// QC view the TC reports (so the leader can extend it).
+#[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[rkyv(derive(Debug))]
+pub struct ForwardedTc {
+    pub tc: TimeoutCert,
+    pub high_qc: QuorumCert,
 }
 
 /// Two-chain HotStuff's messages.
@@ -190,7 +291,10 @@ pub struct Timeout {
 pub enum TcMsg {
     Propose(Box<Proposal>),
     Vote(Vote),
-    Timeout(Timeout),
+    Timeout(Box<Timeout>),
+    /// A TC, forwarded to the leader of the view after it by a replica that entered that
+    /// view by it.
+    Tc(Box<ForwardedTc>),
     /// Asks for the block with this digest and its ancestors.
     Fetch(Digest),
     /// Blocks answering a fetch, oldest first.
@@ -202,7 +306,7 @@ impl Message for TcMsg {
         match self {
             TcMsg::Propose(_) | TcMsg::Fetch(_) | TcMsg::Blocks(_) => Dest::Voter,
             TcMsg::Vote(_) => Dest::Leader,
-            TcMsg::Timeout(_) => Dest::Both,
+            TcMsg::Timeout(_) | TcMsg::Tc(_) => Dest::Both,
         }
     }
     fn kind(&self) -> &'static str {
@@ -210,6 +314,7 @@ impl Message for TcMsg {
             TcMsg::Propose(_) => "propose",
             TcMsg::Vote(_) => "vote",
             TcMsg::Timeout(_) => "timeout",
+            TcMsg::Tc(_) => "tc",
             TcMsg::Fetch(_) => "fetch",
             TcMsg::Blocks(_) => "blocks",
         }
@@ -221,13 +326,20 @@ impl Message for TcMsg {
                 view: v.view,
                 block: v.block,
             }),
+            // The vote a timeout carries is its sender's own (`verify` checks it), the same
+            // one it sent before: reporting it lets a checker see that it is.
+            TcMsg::Timeout(t) => t.last_vote.map(|v| SignedVote {
+                signer: v.voter,
+                view: v.view,
+                block: v.block,
+            }),
             _ => None,
         }
     }
 }
 
 /// What the voter persists before it votes or times out.
-#[derive(Archive, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[rkyv(derive(Debug))]
 pub struct Safety {
     /// Highest view this replica voted in or timed out of.
@@ -236,6 +348,13 @@ pub struct Safety {
     pub high_qc: QuorumCert,
     /// The last committed block (digest, height, view): where a restart resumes.
     pub committed: (Digest, Height, View),
+    /// The highest TC seen whose reported QC views are all at most `high_qc.view` (not a
+    /// safety rule: it lets a restarted replica prove the view it resumes in, and lets
+    /// the replica's timeouts bring others into its view).
+    pub high_tc: Option<TimeoutCert>,
+    /// This replica's vote in view `last_vote.view`, the highest view it voted in: what
+    /// its timeouts carry. Set, with `last_voted`, before the vote leaves.
+    pub last_vote: Option<Vote>,
 }
 
 /// The statement a vote signs.
@@ -386,6 +505,25 @@ impl Protocol for TwoChain {
                         "timeout's QC not below its view".into(),
                     ));
                 }
+                if let Some(tc) = &t.high_tc {
+                    if tc.view >= t.view || tc.high_qc_view() > t.high_qc.view {
+                        return Err(VerifyError::Malformed(
+                            "timeout's TC not below its view, or above its QC".into(),
+                        ));
+                    }
+                }
+                if let Some(v) = &t.last_vote {
+                    if v.voter != t.sender {
+                        return Err(VerifyError::Malformed(
+                            "timeout carries another replica's vote".into(),
+                        ));
+                    }
+                    if v.view > t.view || v.view == 0 {
+                        return Err(VerifyError::Malformed(
+                            "timeout's vote not in a view up to its own".into(),
+                        ));
+                    }
+                }
                 committee
                     .verify(
                         t.sender,
@@ -393,7 +531,28 @@ impl Protocol for TwoChain {
                         &t.signature,
                     )
                     .map_err(|_| VerifyError::BadSignature(t.sender))?;
+                if let Some(v) = &t.last_vote {
+                    committee
+                        .verify(
+                            v.voter,
+                            &vote_statement(v.view, v.height, &v.block),
+                            &v.signature,
+                        )
+                        .map_err(|_| VerifyError::BadSignature(v.voter))?;
+                }
                 verify_qc(&t.high_qc, committee)?;
+                if let Some(tc) = &t.high_tc {
+                    verify_tc(tc, committee)?;
+                }
+            }
+            TcMsg::Tc(f) => {
+                if f.tc.high_qc_view() > f.high_qc.view {
+                    return Err(VerifyError::Malformed(
+                        "forwarded TC's QC below its reported QCs".into(),
+                    ));
+                }
+                verify_tc(&f.tc, committee)?;
+                verify_qc(&f.high_qc, committee)?;
             }
             TcMsg::Fetch(_) => {}
             TcMsg::Blocks(blocks) => {
@@ -416,7 +575,7 @@ impl Protocol for TwoChain {
     ) -> (Leader, Voter) {
         (
             Leader::new(cfg, key.clone(), committee.clone()),
-            Voter::new(cfg, key, restored),
+            Voter::new(cfg, key, committee, restored),
         )
     }
 }
@@ -435,7 +594,10 @@ pub struct Leader {
     election: RoundRobin,
     high_qc: QuorumCert,
     last_proposed: View,
-    votes: Collector<(View, Height, Digest), Signature>,
+    votes: Collector<(View, Height, Digest), (Signature, bool)>,
+    /// A view this leader may propose in (it holds the QC) but waits in, because it has
+    /// no batches and the chain nothing left to commit.
+    deferred: Option<View>,
     /// Per view: each sender's timeout signature and reported QC view.
     timeouts: Collector<View, (Signature, View)>,
     pending: VecDeque<BatchRef>,
@@ -454,11 +616,19 @@ impl Leader {
             high_qc: QuorumCert::genesis(),
             last_proposed: 0,
             votes: Collector::new(q, MAX_COLLECTING_VIEWS),
+            deferred: None,
             timeouts: Collector::new(q, MAX_COLLECTING_VIEWS),
             pending: VecDeque::new(),
             max_pending: cfg.max_pending_batches,
             cfg: cfg.clone(),
         }
+    }
+
+    /// How long a leader with nothing to order waits before it proposes an empty block:
+    /// well inside the replicas' view timeout, so an idle cluster changes views without
+    /// timeouts but without spinning either.
+    pub fn idle_delay(&self) -> std::time::Duration {
+        (self.cfg.view_timeout / 4).min(IDLE_PROPOSE_DELAY)
     }
 
     /// Batches waiting to be proposed.
@@ -478,11 +648,15 @@ impl Leader {
         }
         let justify = self.high_qc;
         if let Some(tc) = &tc {
-            // Every timeout in the TC raised `high_qc` first, so this cannot happen; a
-            // proposal below the TC's QC round would get no honest vote anyway.
+            // Every timeout in a TC formed here raised `high_qc` first, and a carried or
+            // forwarded TC comes with a QC covering it, so this cannot happen; a proposal
+            // below the TC's QC round would get no honest vote anyway.
             if justify.view < tc.high_qc_view() {
                 return;
             }
+        }
+        if self.deferred.take().is_some() {
+            cx.cancel_timer(IDLE_TIMER);
         }
         let (payload, take) = crate::contract::payload_for_block(&mut self.pending, &self.cfg);
         let block = Block {
@@ -512,20 +686,56 @@ impl Leader {
         })));
     }
 
-    /// Aggregates a quorum of timeouts for `view` into a TC.
-    fn timeout_cert(&self, view: View, quorum: &[(NodeId, (Signature, View))]) -> TimeoutCert {
-        let msgs: Vec<(NodeId, Digest, Signature)> = quorum
-            .iter()
-            .map(|(n, (s, h))| (*n, timeout_statement(view, *h), *s))
-            .collect();
-        let sig = self.committee.aggregate_multi_unchecked(&msgs);
-        let reported: HashMap<NodeId, View> = quorum.iter().map(|(n, (_, h))| (*n, *h)).collect();
-        let high_qc_views = sig.signers.iter().map(|n| reported[&n]).collect();
-        TimeoutCert {
-            view,
-            high_qc_views,
-            sig,
+    /// Counts a vote (sent to this leader, or carried by a timeout); on a quorum, forms
+    /// the QC and, if this replica leads the next view, proposes in it.
+    fn on_vote(&mut self, v: Vote, cx: &mut Cx) {
+        let key = (v.view, v.height, v.block);
+        if let Some(q) = self.votes.add(key, v.voter, (v.signature, v.busy)) {
+            let sigs: Vec<_> = q.iter().map(|(n, (s, _))| (*n, *s)).collect();
+            let busy = q.iter().any(|(_, (_, b))| *b);
+            let sig = self.committee.aggregate_unchecked(&sigs);
+            let qc = QuorumCert {
+                view: v.view,
+                height: v.height,
+                block: v.block,
+                sig,
+            };
+            cx.event(Event::CertificateFormed {
+                view: v.view,
+                block: v.block,
+            });
+            self.raise_high_qc(&qc);
+            if busy || !self.pending.is_empty() {
+                self.propose(v.view + 1, None, cx);
+            } else if self.election.leader(v.view + 1) == self.id && v.view + 1 > self.last_proposed
+            {
+                // Nothing to order and nothing to commit: wait a little, unless a batch
+                // comes first.
+                self.deferred = Some(v.view + 1);
+                cx.set_timer(IDLE_TIMER, self.idle_delay());
+            }
         }
+    }
+}
+
+/// Aggregates a quorum of timeouts for `view` (signature and reported QC view each) into
+/// a TC.
+fn timeout_cert(
+    committee: &Committee,
+    view: View,
+    quorum: &[(NodeId, (Signature, View))],
+) -> TimeoutCert {
+    let msgs: Vec<(NodeId, Digest, Signature)> = quorum
+        .iter()
+        .map(|(n, (s, h))| (*n, timeout_statement(view, *h), *s))
+        .collect();
+    let sig = committee.aggregate_multi_unchecked(&msgs);
+    let reported: HashMap<NodeId, View> = quorum.iter().map(|(n, (_, h))| (*n, *h)).collect();
+    let high_qc_views = sig.signers.iter().map(|n| reported[&n]).collect();
+    TimeoutCert {
+        view,
+        high_qc_views,
+        sig,
     }
 }
 
@@ -540,26 +750,22 @@ impl Half<TcMsg, Safety> for Leader {
                 if self.election.leader(v.view + 1) != self.id || v.view < self.last_proposed {
                     return;
                 }
-                let key = (v.view, v.height, v.block);
-                if let Some(q) = self.votes.add(key, v.voter, v.signature) {
-                    let sig = self.committee.aggregate_unchecked(&q);
-                    let qc = QuorumCert {
-                        view: v.view,
-                        height: v.height,
-                        block: v.block,
-                        sig,
-                    };
-                    cx.event(Event::CertificateFormed {
-                        view: v.view,
-                        block: v.block,
-                    });
-                    self.raise_high_qc(&qc);
-                    self.propose(v.view + 1, None, cx);
-                }
+                self.on_vote(v, cx);
             }
             TcMsg::Timeout(t) => {
                 // Before anything else: the TC's highest reported QC must be in hand.
                 self.raise_high_qc(&t.high_qc);
+                // The sender's latest vote: any leader may complete a QC with it (the
+                // vote's own leader may be silent). Only a QC above ours is of use.
+                if let Some(v) = t.last_vote {
+                    if v.view > self.high_qc.view {
+                        self.on_vote(v, cx);
+                    }
+                }
+                // `verify` made the timeout's QC at least every QC view its TC reports.
+                if let Some(tc) = t.high_tc {
+                    self.propose(tc.view + 1, Some(tc), cx);
+                }
                 if self.election.leader(t.view + 1) != self.id || t.view < self.last_proposed {
                     return;
                 }
@@ -567,21 +773,36 @@ impl Half<TcMsg, Safety> for Leader {
                     .timeouts
                     .add(t.view, t.sender, (t.signature, t.high_qc.view))
                 {
-                    let tc = self.timeout_cert(t.view, &q);
+                    let tc = timeout_cert(&self.committee, t.view, &q);
                     self.propose(t.view + 1, Some(tc), cx);
                 }
+            }
+            TcMsg::Tc(f) => {
+                let ForwardedTc { tc, high_qc } = *f;
+                self.raise_high_qc(&high_qc);
+                self.propose(tc.view + 1, Some(tc), cx);
             }
             _ => {}
         }
     }
 
-    fn on_timer(&mut self, _id: TimerId, _cx: &mut Cx) {}
+    fn on_timer(&mut self, id: TimerId, cx: &mut Cx) {
+        if id == IDLE_TIMER {
+            if let Some(view) = self.deferred.take() {
+                self.propose(view, None, cx);
+            }
+        }
+    }
 
-    fn on_batch(&mut self, batch: BatchRef, _cx: &mut Cx) -> bool {
+    fn on_batch(&mut self, batch: BatchRef, cx: &mut Cx) -> bool {
         if self.pending.len() >= self.max_pending {
             return false;
         }
         self.pending.push_back(batch);
+        if let Some(view) = self.deferred.take() {
+            cx.cancel_timer(IDLE_TIMER);
+            self.propose(view, None, cx);
+        }
         true
     }
 }
@@ -595,6 +816,7 @@ pub struct Voter {
     id: NodeId,
     n: usize,
     key: Arc<Keypair>,
+    committee: Arc<Committee>,
     election: RoundRobin,
     view: View,
     safety: Safety,
@@ -602,12 +824,19 @@ pub struct Voter {
     /// Proposals waiting for an ancestor, by view.
     buffered: BTreeMap<View, (NodeId, Proposal)>,
     requested: HashSet<Digest>,
-    timeouts: Collector<View, ()>,
+    /// Timeouts for views at least ours (signature and reported QC view), aggregated into
+    /// a TC on a quorum.
+    timeouts: Collector<View, (Signature, View)>,
     pacemaker: Pacemaker,
 }
 
 impl Voter {
-    pub fn new(cfg: &ReplicaConfig, key: Arc<Keypair>, restored: Option<Safety>) -> Self {
+    pub fn new(
+        cfg: &ReplicaConfig,
+        key: Arc<Keypair>,
+        committee: Arc<Committee>,
+        restored: Option<Safety>,
+    ) -> Self {
         let (tree, safety) = match restored {
             Some(s) => (
                 BlockTree::from_root(s.committed.0, s.committed.1, s.committed.2),
@@ -619,17 +848,28 @@ impl Voter {
                     last_voted: 0,
                     high_qc: QuorumCert::genesis(),
                     committed: t.committed(),
+                    high_tc: None,
+                    last_vote: None,
                 };
                 (t, s)
             }
         };
+        // Resume in the last view voted or timed out in, or the view after the highest
+        // certificate if that is higher: a view this replica can prove to others (its
+        // timeouts carry the certificate), and above its highest QC, as a timeout's QC
+        // must be.
+        let view = safety
+            .last_voted
+            .max(safety.high_qc.view + 1)
+            .max(safety.high_tc.as_ref().map_or(0, |tc| tc.view + 1))
+            .max(1);
         Voter {
             id: cfg.id,
             n: cfg.n,
             key,
+            committee,
             election: RoundRobin { n: cfg.n },
-            // Above the highest QC, so that a timeout's QC is below its view.
-            view: safety.last_voted.max(safety.high_qc.view + 1).max(1),
+            view,
             safety,
             tree,
             buffered: BTreeMap::new(),
@@ -705,7 +945,7 @@ impl Voter {
             }
         }
         if dirty {
-            cx.persist(self.safety);
+            cx.persist(self.safety.clone());
         }
     }
 
@@ -725,7 +965,24 @@ impl Voter {
                 return;
             }
             cx.event(Event::Buffered { block: digest });
-            self.request(p.block.parent, from, cx);
+            // Ask the proposer, and one replica that certified the parent (an honest
+            // signer voted for it, so it has it; the proposer may not, after a restart).
+            let signers: Vec<NodeId> = p
+                .block
+                .justify
+                .sig
+                .signers
+                .iter()
+                .filter(|s| *s != self.id && *s != from)
+                .collect();
+            let also =
+                (!signers.is_empty()).then(|| signers[(view % signers.len() as u64) as usize]);
+            if self.requested.insert(p.block.parent) {
+                cx.send(from, TcMsg::Fetch(p.block.parent));
+                if let Some(s) = also {
+                    cx.send(s, TcMsg::Fetch(p.block.parent));
+                }
+            }
             self.buffered.insert(view, (from, p));
             while self.buffered.len() > MAX_BUFFERED_PROPOSALS {
                 self.buffered.pop_first();
@@ -736,12 +993,12 @@ impl Voter {
         if !self.tree.insert(digest, block.clone()) {
             return;
         }
-        if let Some(tc) = &p.tc {
-            if tc.view >= self.view {
-                self.enter_view(tc.view + 1, true, cx);
-            }
-        }
+        // The justify first, so that a TC it covers is kept as the highest TC.
         self.on_qc(&block.justify, cx);
+        if let Some(tc) = &p.tc {
+            // It came from the leader of `tc.view + 1`: nobody to forward it to.
+            self.on_tc(tc, false, cx);
+        }
         self.try_vote(digest, &block, p.tc.as_ref(), cx);
     }
 
@@ -761,8 +1018,6 @@ impl Voter {
             });
             return;
         }
-        self.safety.last_voted = r;
-        cx.persist(self.safety);
         let signature = self.key.sign(&vote_statement(r, block.height, &digest));
         let vote = Vote {
             view: r,
@@ -770,7 +1025,11 @@ impl Voter {
             block: digest,
             voter: self.id,
             signature,
+            busy: self.tree.uncommitted_payload(&digest),
         };
+        self.safety.last_voted = r;
+        self.safety.last_vote = Some(vote);
+        cx.persist(self.safety.clone());
         cx.event(Event::Voted {
             view: r,
             block: digest,
@@ -823,30 +1082,77 @@ impl Voter {
         }
         if view > self.safety.last_voted {
             self.safety.last_voted = view;
-            cx.persist(self.safety);
+            cx.persist(self.safety.clone());
         }
-        let high_qc = self.safety.high_qc;
+        let s = &self.safety;
+        let high_qc = s.high_qc;
         let signature = self.key.sign(&timeout_statement(view, high_qc.view));
         cx.event(Event::TimeoutSent { view });
-        cx.broadcast(TcMsg::Timeout(Timeout {
+        cx.broadcast(TcMsg::Timeout(Box::new(Timeout {
             view,
             high_qc,
+            // `on_tc` keeps the TC's reported QC views at most `high_qc.view`; `view` is
+            // at least ours, above the TC and at least our last vote's view.
+            high_tc: s
+                .high_tc
+                .clone()
+                .filter(|tc| tc.view < view && tc.high_qc_view() <= high_qc.view),
+            last_vote: s.last_vote.filter(|v| v.view <= view),
             sender: self.id,
             signature,
-        }));
+        })));
+    }
+
+    /// Processes a TC: the highest TC, and the view after it. A replica that enters a
+    /// view by a TC that its leader may not have (one it formed itself, or found in a
+    /// timeout) forwards it, with a QC covering its reports, to that leader.
+    fn on_tc(&mut self, tc: &TimeoutCert, forward: bool, cx: &mut Cx) {
+        // Only a TC whose reported QCs we hold is kept and passed on: the leader it
+        // reaches must be able to extend it.
+        let covered = tc.high_qc_view() <= self.safety.high_qc.view;
+        if covered
+            && self
+                .safety
+                .high_tc
+                .as_ref()
+                .is_none_or(|h| tc.view > h.view)
+        {
+            self.safety.high_tc = Some(tc.clone());
+        }
+        if tc.view >= self.view {
+            self.enter_view(tc.view + 1, true, cx);
+            let leader = self.election.leader(tc.view + 1);
+            if forward && covered && leader != self.id {
+                cx.send(
+                    leader,
+                    TcMsg::Tc(Box::new(ForwardedTc {
+                        tc: tc.clone(),
+                        high_qc: self.safety.high_qc,
+                    })),
+                );
+            }
+        }
     }
 
     fn on_timeout_msg(&mut self, t: Timeout, cx: &mut Cx) {
         self.on_qc(&t.high_qc, cx);
+        if let Some(tc) = &t.high_tc {
+            self.on_tc(tc, true, cx);
+        }
         if t.view < self.view {
             return;
         }
         let before = self.timeouts.count(&t.view);
-        // The signatures were checked by `verify`; the voter only needs the count (the
-        // next leader aggregates its own TC and ships it in its proposal).
-        if self.timeouts.add(t.view, t.sender, ()).is_some() {
+        // The signatures were checked by `verify`. The TC formed here is what this
+        // replica's own timeouts carry and what it forwards to the next leader; every
+        // timeout's QC went through `on_qc` first, so its reports are covered.
+        if let Some(q) = self
+            .timeouts
+            .add(t.view, t.sender, (t.signature, t.high_qc.view))
+        {
+            let tc = timeout_cert(&self.committee, t.view, &q);
             cx.event(Event::TimeoutCertFormed { view: t.view });
-            self.enter_view(t.view + 1, true, cx);
+            self.on_tc(&tc, true, cx);
             return;
         }
         // f+1 timeouts for a view at least ours: an honest replica gave up on it; join, so
@@ -867,7 +1173,13 @@ impl Half<TcMsg, Safety> for Voter {
     fn on_message(&mut self, from: NodeId, msg: Verified<TcMsg>, cx: &mut Cx) {
         match msg.into_inner() {
             TcMsg::Propose(p) => self.on_proposal(from, *p, cx),
-            TcMsg::Timeout(t) => self.on_timeout_msg(t, cx),
+            TcMsg::Timeout(t) => self.on_timeout_msg(*t, cx),
+            // Forwarded to this replica as the next leader; the leader half proposes on
+            // it, and the voter enters the view (nobody to forward it to).
+            TcMsg::Tc(f) => {
+                self.on_qc(&f.high_qc, cx);
+                self.on_tc(&f.tc, false, cx);
+            }
             TcMsg::Fetch(d) => {
                 let chain = self.tree.chain_ending_at(&d, MAX_FETCH_BLOCKS);
                 if !chain.is_empty() {
@@ -969,7 +1281,7 @@ mod tests {
                     }
                     Action::Persist(s) => {
                         let node = &mut self.nodes[me.index()];
-                        if let Some(old) = node.persisted {
+                        if let Some(old) = &node.persisted {
                             assert!(s.last_voted >= old.last_voted, "last_voted went back");
                             assert!(s.high_qc.view >= old.high_qc.view, "lock went back");
                         }
@@ -1004,6 +1316,18 @@ mod tests {
         }
 
         fn step(&mut self, silent: &[NodeId]) -> bool {
+            if self.queue.is_empty() {
+                // Idle time passes (less than a view timeout): a leader that deferred an
+                // empty proposal makes it now.
+                for i in 0..self.nodes.len() {
+                    let id = NodeId(i as u16);
+                    if !silent.contains(&id) {
+                        let mut cx = Cx::new(Duration::ZERO);
+                        self.nodes[i].leader.on_timer(IDLE_TIMER, &mut cx);
+                        self.apply(id, &mut cx);
+                    }
+                }
+            }
             let Some((from, to, msg)) = self.queue.pop_front() else {
                 return false;
             };
@@ -1016,6 +1340,7 @@ mod tests {
                 assert!(
                     self.nodes[v.signer.index()]
                         .persisted
+                        .as_ref()
                         .map_or(0, |s| s.last_voted)
                         >= v.view,
                     "vote left before its view was persisted"
@@ -1025,6 +1350,7 @@ mod tests {
                 assert!(
                     self.nodes[t.sender.index()]
                         .persisted
+                        .as_ref()
                         .map_or(0, |s| s.last_voted)
                         >= t.view,
                     "timeout left before its view was persisted"
@@ -1205,18 +1531,22 @@ mod tests {
     #[test]
     fn a_silent_leader_is_replaced_through_a_timeout_certificate() {
         let mut net = Net::new(4, Scheme::Insecure);
-        // Leaders of views 1 (node 1) and 4 (node 0) propose these; node 2's batch would
-        // go into the abandoned block of view 2.
+        // Leaders of views 1 (node 1) and 4 (node 0) propose these.
         offer(&mut net, 0, 0, 0..10);
         offer(&mut net, 1, 1, 0..10);
         let silent = [NodeId(3)];
         drive_to_tc(&mut net, &silent);
-        // Block 5 carries QC(4), on block 4 (view 4) justified by QC(1): not consecutive
-        // views, so nothing commits yet.
+        // Block 4 carries QC(2), on block 2 justified by QC(1) (consecutive): block 1
+        // commits. Block 5 carries QC(4), on block 4 (view 4) justified by QC(2): not
+        // consecutive views, so nothing more commits yet.
         while net.nodes[0].voter.view() < 5 {
             assert!(net.step(&silent));
         }
-        assert!(net.nodes[0].commits.is_empty(), "QC(4) commits nothing");
+        assert_eq!(
+            net.nodes[0].commits.len(),
+            1,
+            "QC(2) commits block 1, QC(4) nothing"
+        );
         net.run(&silent, 10_000);
 
         assert_eq!(net.tc_proposals.len(), 1);
@@ -1225,14 +1555,19 @@ mod tests {
         assert_eq!((p.block.view, tc.view), (4, 3));
         assert_eq!(tc.high_qc_views, vec![1, 1, 1]);
         assert_eq!(tc.sig.signers.len(), 3);
-        assert_eq!(p.block.justify.view, 1, "extends the highest QC");
+        // The timeouts of view 2 carried their senders' votes of view 2, which leader(3)
+        // never collected: leader 0 formed QC(2) from them and extends it (rule 2: 2 ≥ 1).
+        assert_eq!(
+            p.block.justify.view, 2,
+            "extends QC(2), formed from timeouts"
+        );
         // Views 4 and 5 are certified (leaders 1 and 2 collect), view 6's votes go to the
         // silent node 3. QC(5) on block 5 (justified by QC(4), consecutive) commits block
-        // 4 and its ancestor block 1; block 2 was abandoned.
+        // 4 and its ancestors blocks 2 and 1.
         for i in 0..3 {
             assert_eq!(net.nodes[i].voter.view(), 6);
-            assert_eq!(net.nodes[i].commits.len(), 2, "node {i}");
-            assert_eq!(net.nodes[i].commits[1], p.block.digest());
+            assert_eq!(net.nodes[i].commits.len(), 3, "node {i}");
+            assert_eq!(net.nodes[i].commits[2], p.block.digest());
             assert_eq!(sorted_unique(&net.nodes[i].txs).len(), 20);
         }
         net.assert_agree(&[0, 1, 2]);
@@ -1278,7 +1613,7 @@ mod tests {
             .all(|(_, _, m)| !matches!(m, TcMsg::Vote(_))));
         // The honest proposal still gets its votes and the chain resumes.
         net.run(&silent, 10_000);
-        assert_eq!(net.nodes[0].commits.len(), 2);
+        assert_eq!(net.nodes[0].commits.len(), 3);
         net.assert_agree(&[0, 1, 2]);
     }
 
@@ -1307,13 +1642,13 @@ mod tests {
         net.run(&[], 300);
         let before = net.nodes[1].commits.len();
         assert!(before > 3);
-        let restored = net.nodes[1].persisted.unwrap();
+        let restored = net.nodes[1].persisted.clone().unwrap();
         let cfg = ReplicaConfig::new(NodeId(1), 4);
         let (leader, voter) = TwoChain::create(
             &cfg,
             net.keys[1].clone(),
             net.committee.clone(),
-            Some(restored),
+            Some(restored.clone()),
         );
         assert!(voter.view() > restored.high_qc.view);
         assert_eq!(voter.safety(), &restored);
@@ -1333,6 +1668,158 @@ mod tests {
         net.assert_agree(&[0, 1, 2, 3]);
     }
 
+    /// A TC for `view` signed by `(signer, reported QC view)` pairs.
+    fn make_tc(net: &Net, view: View, reports: &[(u16, View)]) -> TimeoutCert {
+        let q: Vec<_> = reports
+            .iter()
+            .map(|(i, h)| {
+                let sig = net.keys[*i as usize].sign(&timeout_statement(view, *h));
+                (NodeId(*i), (sig, *h))
+            })
+            .collect();
+        timeout_cert(&net.committee, view, &q)
+    }
+
+    #[test]
+    fn verify_checks_what_a_timeout_carries() {
+        let net = Net::new(4, Scheme::Bls);
+        let k = &net.keys;
+        let c = &net.committee;
+        let d = Digest::of(b"x");
+        let vote = |i: usize, view: View| Vote {
+            view,
+            height: 2,
+            block: d,
+            voter: NodeId(i as u16),
+            signature: k[i].sign(&vote_statement(view, 2, &d)),
+            busy: true,
+        };
+        let timeout = |view: View, high_tc, last_vote| Timeout {
+            view,
+            high_qc: QuorumCert::genesis(),
+            high_tc,
+            last_vote,
+            sender: NodeId(1),
+            signature: k[1].sign(&timeout_statement(view, 0)),
+        };
+        let ok = |t: Timeout| TwoChain::verify(TcMsg::Timeout(Box::new(t)), NodeId(1), c);
+        let tc4 = make_tc(&net, 4, &[(0, 0), (1, 0), (2, 0)]);
+        assert!(ok(timeout(5, Some(tc4.clone()), Some(vote(1, 5)))).is_ok());
+        assert!(ok(timeout(5, None, Some(vote(1, 3)))).is_ok());
+        assert!(
+            ok(timeout(5, None, Some(vote(2, 3)))).is_err(),
+            "another's vote"
+        );
+        assert!(
+            ok(timeout(5, None, Some(vote(1, 6)))).is_err(),
+            "vote above"
+        );
+        let mut forged = vote(1, 3);
+        forged.block = Digest::of(b"y");
+        assert!(
+            ok(timeout(5, None, Some(forged))).is_err(),
+            "bad vote signature"
+        );
+        assert!(
+            ok(timeout(4, Some(tc4.clone()), None)).is_err(),
+            "TC not below"
+        );
+        let weak = make_tc(&net, 4, &[(0, 0), (1, 0)]);
+        assert!(
+            ok(timeout(5, Some(weak.clone()), None)).is_err(),
+            "TC without a quorum"
+        );
+        // A TC reporting a QC view above the timeout's own QC (genesis): refused, the
+        // receiver could not extend it.
+        let high = make_tc(&net, 4, &[(0, 2), (1, 0), (2, 0)]);
+        assert!(
+            ok(timeout(5, Some(high.clone()), None)).is_err(),
+            "TC above the QC"
+        );
+        // Forwarded TCs: a quorum, and a QC covering the reports.
+        let fwd = |tc: TimeoutCert| {
+            TwoChain::verify(
+                TcMsg::Tc(Box::new(ForwardedTc {
+                    tc,
+                    high_qc: QuorumCert::genesis(),
+                })),
+                NodeId(3),
+                c,
+            )
+        };
+        assert!(fwd(tc4).is_ok());
+        assert!(fwd(weak).is_err());
+        assert!(fwd(high).is_err(), "QC below the TC's reports");
+    }
+
+    /// Pacing: with no batches and votes saying nothing is left to commit, the leader
+    /// defers its empty proposal to its idle timer; a batch, or a busy vote, makes it
+    /// propose at once.
+    #[test]
+    fn an_idle_leader_waits_and_a_batch_or_a_busy_chain_wakes_it() {
+        let net = Net::new(4, Scheme::Insecure);
+        let keys = &net.keys;
+        let cfg = ReplicaConfig::new(NodeId(2), 4);
+        let (mut leader, _) = TwoChain::create(&cfg, keys[2].clone(), net.committee.clone(), None);
+        let vote = |i: usize, view: View, busy: bool| {
+            let d = Digest::of(&view.to_le_bytes());
+            Vote {
+                view,
+                height: view,
+                block: d,
+                voter: NodeId(i as u16),
+                signature: keys[i].sign(&vote_statement(view, view, &d)),
+                busy,
+            }
+        };
+        let proposed = |cx: &Cx| {
+            cx.actions()
+                .iter()
+                .filter(|a| {
+                    matches!(
+                        a,
+                        Action::Broadcast {
+                            msg: TcMsg::Propose(_)
+                        }
+                    )
+                })
+                .count()
+        };
+        let idle_timer_set = |cx: &Cx| {
+            cx.actions()
+                .iter()
+                .any(|a| matches!(a, Action::SetTimer { id, .. } if *id == IDLE_TIMER))
+        };
+        // Idle: a QC for view 1 (node 2 leads view 2), nothing pending, nothing busy.
+        let mut cx = Cx::new(Duration::ZERO);
+        for i in 0..3 {
+            let v = Verified::assume_verified(TcMsg::Vote(vote(i, 1, false)));
+            leader.on_message(NodeId(i as u16), v, &mut cx);
+        }
+        assert_eq!(proposed(&cx), 0, "an idle leader waits");
+        assert!(idle_timer_set(&cx));
+        // A batch arrives: it proposes at once, with the batch.
+        let mut cx = Cx::new(Duration::ZERO);
+        let tx = Transaction {
+            client: 1,
+            nonce: 1,
+            payload: vec![],
+        };
+        assert!(leader.on_batch(BatchRef::new(Batch::new(vec![tx])), &mut cx));
+        assert_eq!(proposed(&cx), 1, "a batch wakes the leader");
+        // The idle timer after that changes nothing.
+        let mut cx = Cx::new(Duration::ZERO);
+        leader.on_timer(IDLE_TIMER, &mut cx);
+        assert_eq!(proposed(&cx), 0);
+        // Node 2 leads view 6 too: a busy vote there makes it propose without waiting.
+        let mut cx = Cx::new(Duration::ZERO);
+        for i in 0..3 {
+            let v = Verified::assume_verified(TcMsg::Vote(vote(i, 5, i == 1)));
+            leader.on_message(NodeId(i as u16), v, &mut cx);
+        }
+        assert_eq!(proposed(&cx), 1, "a busy chain is driven to its commit");
+    }
+
     #[test]
     fn verify_rejects_forgeries() {
         let net = Net::new(4, Scheme::Bls);
@@ -1345,6 +1832,7 @@ mod tests {
             block: d,
             voter: NodeId(1),
             signature: k[1].sign(&vote_statement(3, 2, &d)),
+            busy: true,
         };
         assert!(TwoChain::verify(TcMsg::Vote(good), NodeId(1), c).is_ok());
         let wrong_sender = TwoChain::verify(TcMsg::Vote(good), NodeId(2), c);
@@ -1378,31 +1866,38 @@ mod tests {
         let t = Timeout {
             view: 5,
             high_qc: qc,
+            high_tc: None,
+            last_vote: None,
             sender: NodeId(1),
             signature: k[1].sign(&timeout_statement(5, 3)),
         };
-        assert!(TwoChain::verify(TcMsg::Timeout(t), NodeId(1), c).is_ok());
+        assert!(TwoChain::verify(TcMsg::Timeout(Box::new(t.clone())), NodeId(1), c).is_ok());
         let lie = Timeout {
             signature: k[1].sign(&timeout_statement(5, 2)),
-            ..t
+            ..t.clone()
         };
-        assert!(TwoChain::verify(TcMsg::Timeout(lie), NodeId(1), c).is_err());
-        let thin_qc = Timeout { high_qc: thin, ..t };
-        assert!(TwoChain::verify(TcMsg::Timeout(thin_qc), NodeId(1), c).is_err());
+        assert!(TwoChain::verify(TcMsg::Timeout(Box::new(lie.clone())), NodeId(1), c).is_err());
+        let thin_qc = Timeout {
+            high_qc: thin,
+            ..t.clone()
+        };
+        assert!(TwoChain::verify(TcMsg::Timeout(Box::new(thin_qc.clone())), NodeId(1), c).is_err());
         let stale = Timeout {
             view: 3,
             signature: k[1].sign(&timeout_statement(3, 3)),
-            ..t
+            ..t.clone()
         };
         assert!(matches!(
-            TwoChain::verify(TcMsg::Timeout(stale), NodeId(1), c),
+            TwoChain::verify(TcMsg::Timeout(Box::new(stale.clone())), NodeId(1), c),
             Err(VerifyError::Malformed(_))
         ));
         let hs_timeout = Timeout {
             signature: k[1].sign(&crate::hotstuff::timeout_statement(5)),
-            ..t
+            ..t.clone()
         };
-        assert!(TwoChain::verify(TcMsg::Timeout(hs_timeout), NodeId(1), c).is_err());
+        assert!(
+            TwoChain::verify(TcMsg::Timeout(Box::new(hs_timeout.clone())), NodeId(1), c).is_err()
+        );
 
         // TCs: signers 0, 1, 3 reporting QC views 3, 1, 2 for view 5.
         let reports = [(0u16, 3u64), (1, 1), (3, 2)];
