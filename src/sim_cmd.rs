@@ -42,8 +42,8 @@ most f Byzantine replicas).
 Exit status: 0 if no invariant was violated, 1 if one was (each failing seed prints the \
 one-line command that reproduces it), 2 on bad usage.")]
 pub struct SimArgs {
-    /// Protocol to simulate: hotstuff (n = 3f+1), sync-hotstuff or opt-sync (synchronous:
-    /// n = 2f+1, every message within Δ).
+    /// Protocol to simulate: hotstuff or twochain (n = 3f+1), sync-hotstuff or opt-sync
+    /// (synchronous: n = 2f+1, every message within Δ).
     #[arg(long)]
     pub protocol: String,
     /// Number of replicas.
