@@ -418,7 +418,7 @@ impl Meters {
 
     /// A block at `height` is committed, logged and about to be executed: its
     /// `batches` (inline or fetched by digest).
-    pub fn committed(&mut self, digest: &Digest, height: u64, batches: &[Arc<Batch>]) {
+    pub fn committed(&mut self, digest: &Digest, height: u64, batches: &[&Batch]) {
         let now = Instant::now();
         self.commits.increment(1);
         self.committed_batches.increment(batches.len() as u64);
@@ -556,9 +556,9 @@ mod tests {
                         .collect(),
                 ))
             };
-            m.committed(&b, 9, &[batch(0..4), batch(4..10)]);
+            m.committed(&b, 9, &[&batch(0..4), &batch(4..10)]);
             m.executed(10);
-            m.committed(&Digest([8; 32]), 10, &[batch(10..15)]);
+            m.committed(&Digest([8; 32]), 10, &[&batch(10..15)]);
             m.executed(4);
             m.rejected(Reject::Signature);
             m.ran(Duration::from_millis(20));

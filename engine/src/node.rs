@@ -975,8 +975,9 @@ impl NodeEnv<'_> {
     /// here, in order; asks for the missing batches of the first one that waits.
     fn execute_ready(&mut self) {
         while let Some(c) = self.waiting.front() {
-            let batches: Vec<Arc<Batch>> = match &c.block.payload {
-                Payload::Inline(b) => b.iter().map(|b| Arc::new(b.clone())).collect(),
+            // Digest mode: the batches from the store (inline ones are read in place).
+            let fetched: Vec<Arc<Batch>> = match &c.block.payload {
+                Payload::Inline(_) => Vec::new(),
                 Payload::Digests(ds) => {
                     let Some(store) = self.store.as_mut() else {
                         self.fatal.get_or_insert(
@@ -1001,13 +1002,17 @@ impl NodeEnv<'_> {
             let Some(c) = self.waiting.pop_front() else {
                 return;
             };
+            let batches: Vec<&Batch> = match &c.block.payload {
+                Payload::Inline(b) => b.iter().collect(),
+                Payload::Digests(_) => fetched.iter().map(|b| &**b).collect(),
+            };
             self.execute(&c, &batches);
         }
     }
 
     /// Logs a committed block, executes its transactions at most once, and sends the
     /// receipts.
-    fn execute(&mut self, c: &Commit, batches: &[Arc<Batch>]) {
+    fn execute(&mut self, c: &Commit, batches: &[&Batch]) {
         self.report.committed_blocks += 1;
         self.report.committed_height = self.report.committed_height.max(c.block.height);
         // Durable before any receipt leaves. A failure stops the node: it could no
