@@ -1079,8 +1079,13 @@ impl NodeEnv<'_> {
             self.fatal.get_or_insert(format!("batch log: {e}"));
             return;
         }
-        if let Some(f) = store.frame_of(&batch.digest) {
-            self.net.broadcast(&f);
+        // Framed from the batcher's buffer (not read back from the log's mapping): one
+        // frame, shared by every peer.
+        match crate::dissem::frame(Kind::Batch, sealed.as_bytes()) {
+            Ok(f) => {
+                self.net.broadcast(&f);
+            }
+            Err(e) => eprintln!("cannot frame a batch: {e}"),
         }
     }
 
