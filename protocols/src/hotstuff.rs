@@ -158,6 +158,7 @@
 //! checked). That saves one pairing check per view on every replica.
 
 use crate::blocktree::{BlockTree, CommitError};
+use crate::certs::quorum;
 use crate::contract::{
     BatchRef, Commit, Context, Dest, Event, Half, Message, Protocol, ReplicaConfig, SignedVote,
     TimerId, Verified, VerifyError,
@@ -331,27 +332,9 @@ pub fn proposal_statement(block: &Digest) -> Digest {
     Statement::new("hotstuff/proposal").digest(block).finish()
 }
 
-fn quorum(n: usize) -> usize {
-    n - (n - 1) / 3
-}
-
 /// Verifies a QC against the committee (the genesis QC is accepted by rule).
 pub fn verify_qc(qc: &QuorumCert, committee: &Committee) -> Result<(), VerifyError> {
-    if qc.is_genesis() {
-        return Ok(());
-    }
-    if qc.view == 0 || qc.height == 0 {
-        return Err(VerifyError::BadCertificate(
-            "non-genesis QC at view or height 0".into(),
-        ));
-    }
-    committee
-        .verify_aggregate(
-            &vote_statement(qc.view, qc.height, &qc.block),
-            &qc.sig,
-            quorum(committee.size()),
-        )
-        .map_err(|e| VerifyError::BadCertificate(format!("QC for view {}: {e}", qc.view)))
+    crate::certs::verify_qc(qc, committee, vote_statement)
 }
 
 fn verify_tc(tc: &TimeoutCert, committee: &Committee) -> Result<(), VerifyError> {
@@ -365,26 +348,7 @@ fn verify_tc(tc: &TimeoutCert, committee: &Committee) -> Result<(), VerifyError>
 }
 
 fn verify_block(block: &Block, committee: &Committee) -> Result<(), VerifyError> {
-    block
-        .validate()
-        .map_err(|e| VerifyError::Malformed(e.to_string()))?;
-    if block.proposer.index() >= committee.size() {
-        return Err(VerifyError::Malformed(format!(
-            "unknown proposer {}",
-            block.proposer
-        )));
-    }
-    if block.parent != block.justify.block || block.height != block.justify.height + 1 {
-        return Err(VerifyError::Malformed(
-            "block does not extend its justify QC".into(),
-        ));
-    }
-    if block.view <= block.justify.view {
-        return Err(VerifyError::Malformed(
-            "block view not above its justify view".into(),
-        ));
-    }
-    verify_qc(&block.justify, committee)
+    crate::certs::verify_block(block, committee, vote_statement)
 }
 
 /// The chained HotStuff protocol.

@@ -1,7 +1,7 @@
 //! The sans-IO protocol contract and the consensus protocols of olympus.
 //!
 //! Every protocol is a pair of deterministic state machines — a **leader half** and a
-//! **voter half** — that consume [`contract::Input`]s and push [`contract::Action`]s into
+//! **voter half** — that consume inputs (messages, timers, batches, start) and push [`contract::Action`]s into
 //! a [`contract::Context`]. Nothing here touches a socket, a file, a thread, the wall
 //! clock or an unseeded RNG: time arrives as `cx.now`, and effects leave as actions that
 //! a driver (the simulator in `olympus-sim`, or the engine) carries out. The same code
@@ -10,10 +10,12 @@
 //!
 //! Shared building blocks that protocols compose rather than copy:
 //! [`blocktree`] (blocks, ancestry, ordered commit), [`election`] (who leads a view) and
-//! [`pacemaker`] (view timeouts with exponential backoff), [`votes`] (collecting
+//! [`pacemaker`] (view timeouts with exponential backoff), [`certs`] (quorum, QC and
+//! block checks of the partially synchronous family), [`votes`] (collecting
 //! signatures into certificates).
 
 pub mod blocktree;
+pub mod certs;
 pub mod contract;
 pub mod election;
 pub mod hotstuff;
