@@ -448,6 +448,12 @@ fn plan(args: &Params) -> Result<Vec<RunSpec>> {
                 known.join(", ")
             );
         }
+        if !crate::node_cmd::runs_on_node(p) {
+            bail!(
+                "--protocol: {p:?} does not run on a node yet (runs today: {})",
+                crate::node_cmd::NODE_PROTOCOLS.join(", ")
+            );
+        }
     }
     if let Some(&n) = args.n.iter().find(|&&n| n < 1) {
         bail!("-n {n}: a cluster needs at least 1 node");
@@ -3516,7 +3522,7 @@ mod tests {
         let a = parse(&[
             "--sweep",
             "--protocol",
-            "pbft",
+            "twochain",
             "--block-size",
             "100,400",
             "--runs",
@@ -3527,10 +3533,14 @@ mod tests {
         .expect("parses");
         assert_eq!(
             (a.protocol.clone(), a.block_size.clone()),
-            (vec!["pbft".to_string()], vec![100, 400])
+            (vec!["twochain".to_string()], vec![100, 400])
         );
         assert_eq!((a.runs, a.duration, a.warmup), (1, 2, 1));
         assert_eq!(plan(&a).expect("valid").len(), 2);
+        // A protocol the bench knows but no node runs yet is refused up front.
+        let a = parse(&["--protocol", "pbft"]).expect("parses");
+        let e = plan(&a).expect_err("pbft has no node yet").to_string();
+        assert!(e.contains("does not run on a node yet"), "{e}");
 
         // A block-size list works without --sweep too; one size keeps the old names.
         let a = parse(&["--block-size", "50,60"]).expect("parses");

@@ -81,6 +81,13 @@ pub fn generate(args: &GenconfigArgs) -> Result<(Vec<NodeConfig>, ClientConfig)>
                 .with_context(|| format!("--hosts: {h:?} is not an IP address"))
         })
         .collect::<Result<_>>()?;
+    if !crate::node_cmd::runs_on_node(&args.protocol) {
+        bail!(
+            "--protocol {:?}: not a protocol a node runs (known: {})",
+            args.protocol,
+            crate::node_cmd::NODE_PROTOCOLS.join(", ")
+        );
+    }
     if hosts.len() != 1 && hosts.len() != args.n {
         bail!(
             "--hosts lists {} addresses; give one for all nodes or exactly {}",

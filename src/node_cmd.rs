@@ -6,14 +6,22 @@
 use anyhow::{bail, Context, Result};
 use olympus_engine::node::{self, NodeSettings};
 use olympus_engine::placement::Placement;
-use olympus_protocols::{hotstuff::HotStuff, twochain::TwoChain};
+use olympus_protocols::{
+    hotstuff::HotStuff, opt_sync::OptSync, sync_hotstuff::SyncHotStuff, twochain::TwoChain,
+};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 /// The protocols a node runs today.
-pub const NODE_PROTOCOLS: &[&str] = &["hotstuff", "twochain"];
+pub const NODE_PROTOCOLS: &[&str] = &["hotstuff", "twochain", "sync-hotstuff", "opt-sync"];
+
+/// Whether a node runs `protocol` (a name of [`NODE_PROTOCOLS`], or `optsync`, the
+/// reference harness's spelling of `opt-sync`).
+pub fn runs_on_node(protocol: &str) -> bool {
+    NODE_PROTOCOLS.contains(&protocol) || protocol == "optsync"
+}
 
 /// Arguments of `olympus node`.
 #[derive(clap::Args, Debug, Clone)]
@@ -74,6 +82,8 @@ pub fn run(args: NodeArgs) -> Result<ExitCode> {
     let report = match protocol.as_str() {
         "hotstuff" => node::run::<HotStuff>(settings),
         "twochain" => node::run::<TwoChain>(settings),
+        "sync-hotstuff" => node::run::<SyncHotStuff>(settings),
+        "opt-sync" | "optsync" => node::run::<OptSync>(settings),
         other => bail!(
             "{}: protocol {other:?} cannot run on a node yet; known: {}",
             args.config.display(),

@@ -58,6 +58,22 @@ impl CacheKey {
         Self::finish(h, agg)
     }
 
+    /// Key of one member's signature on one message.
+    pub(crate) fn signature(
+        committee: &Digest,
+        signer: NodeId,
+        msg: &Digest,
+        sig: &olympus_types::Signature,
+    ) -> Self {
+        let mut h = blake3::Hasher::new_derive_key(CTX_KEY);
+        h.update(&committee.0);
+        h.update(&[2]);
+        h.update(&signer.0.to_le_bytes());
+        h.update(&msg.0);
+        h.update(&sig.0);
+        CacheKey(*h.finalize().as_bytes())
+    }
+
     /// Key of a certificate over one message per signer; `msgs` must be sorted by id
     /// (the caller checked that the ids are distinct and equal `agg.signers`).
     pub(crate) fn multi(

@@ -22,8 +22,15 @@ const BISECT_BELOW: usize = 4;
 /// point at infinity, no two members with the same key), and every check of a signature
 /// or certificate against them.
 ///
-/// `Send + Sync`, immutable apart from a small internal cache of aggregate public keys
-/// behind a `Mutex`; share it behind an `Arc`.
+/// `Send + Sync`, immutable apart from two small internal caches behind `Mutex`es (of
+/// aggregate public keys, and of BLS signatures and certificates that verified); share
+/// it behind an `Arc`.
+///
+/// The verified cache makes a message that reaches a node several times — a proposal
+/// every replica forwards, a certificate carried by many messages, a quorum both halves
+/// of a replica aggregate — cost one pairing check. Its invariants are
+/// [`CertCache`]'s: a key binds this committee, the message, the signer(s) and the
+/// signature bytes, and enters only after the full check succeeded.
 pub struct Committee {
     scheme: Scheme,
     keys: Vec<PublicKeyBytes>,
@@ -31,7 +38,11 @@ pub struct Committee {
     points: Vec<PublicKey>,
     fingerprint: Digest,
     apk_cache: Mutex<VecDeque<(SignerSet, PublicKey)>>,
+    verified: CertCache,
 }
+
+/// Signatures and certificates a [`Committee`] remembers as verified.
+pub const VERIFIED_CACHE_CAPACITY: usize = 8192;
 
 const CTX_FINGERPRINT: &str = "olympus 2025 committee fingerprint v1";
 
@@ -84,6 +95,7 @@ impl Committee {
             points,
             fingerprint: Digest(*h.finalize().as_bytes()),
             apk_cache: Mutex::new(VecDeque::with_capacity(APK_CACHE_CAPACITY)),
+            verified: CertCache::with_capacity(VERIFIED_CACHE_CAPACITY),
         })
     }
 
@@ -157,12 +169,22 @@ impl Committee {
         }
         let ok = match self.scheme {
             Scheme::Insecure => insecure::sign(&self.keys[i], &msg.0) == *sig,
-            Scheme::Bls => match bls::decode_sig(sig) {
-                Some(s) => {
-                    bls::pairing_check(&[(bls::hash(&msg.0, bls::DST_SIG), self.points[i])], &s)
+            Scheme::Bls => {
+                let key = CacheKey::signature(&self.fingerprint, signer, msg, sig);
+                if self.verified.lookup(&key) {
+                    return Ok(());
                 }
-                None => false,
-            },
+                let ok = match bls::decode_sig(sig) {
+                    Some(s) => {
+                        bls::pairing_check(&[(bls::hash(&msg.0, bls::DST_SIG), self.points[i])], &s)
+                    }
+                    None => false,
+                };
+                if ok {
+                    self.verified.insert(key);
+                }
+                ok
+            }
         };
         if ok {
             Ok(())
@@ -243,11 +265,19 @@ impl Committee {
                 expect == agg.signature
             }
             Scheme::Bls => {
+                let key = CacheKey::single(&self.fingerprint, msg, agg);
+                if self.verified.lookup(&key) {
+                    return Ok(());
+                }
                 let Some(sig) = bls::decode_sig(&agg.signature) else {
                     return Err(CryptoError::InvalidSignature);
                 };
                 let h = bls::hash(&msg.0, bls::DST_SIG);
-                self.check_with_aggregate_key(&agg.signers, &h, &sig)
+                let ok = self.check_with_aggregate_key(&agg.signers, &h, &sig);
+                if ok {
+                    self.verified.insert(key);
+                }
+                ok
             }
         };
         if ok {
@@ -357,12 +387,20 @@ impl Committee {
             for (id, _) in &decoded {
                 signers.insert(*id);
             }
+            let agg = AggregateSignature {
+                signers,
+                signature: Signature(sum.compress()),
+            };
+            let key = CacheKey::single(&self.fingerprint, msg, &agg);
+            if self.verified.lookup(&key) {
+                return agg;
+            }
             // The group check on the sum, not on each vote: the certificate is the sum.
-            if bls::sig_is_valid_point(&sum) && self.check_with_aggregate_key(&signers, &h, &sum) {
-                return AggregateSignature {
-                    signers,
-                    signature: Signature(sum.compress()),
-                };
+            if bls::sig_is_valid_point(&sum)
+                && self.check_with_aggregate_key(&agg.signers, &h, &sum)
+            {
+                self.verified.insert(key);
+                return agg;
             }
         }
         // Slow path: someone sent a bad vote. Find the bad ones by halving, hashing the
@@ -656,6 +694,44 @@ impl std::fmt::Debug for Committee {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A signature or certificate that verified is a cache hit the next time; one that
+    /// failed is checked (and fails) every time; a hit needs the exact same bytes.
+    #[test]
+    fn verified_cache_remembers_only_what_verified() {
+        let (c, keys) = generate_committee(Scheme::Bls, &[6; 32], 4).unwrap();
+        let msg = Digest([3; 32]);
+        let good = keys[1].sign(&msg);
+        let forged = keys[2].sign(&msg);
+        assert!(c.verify(NodeId(1), &msg, &good).is_ok());
+        let hits = c.verified.hits();
+        assert!(c.verify(NodeId(1), &msg, &good).is_ok());
+        assert_eq!(c.verified.hits(), hits + 1);
+        for _ in 0..2 {
+            assert!(c.verify(NodeId(1), &msg, &forged).is_err());
+        }
+        assert!(c.verify(NodeId(2), &msg, &good).is_err());
+        assert!(c.verify(NodeId(1), &Digest([4; 32]), &good).is_err());
+        assert_eq!(c.verified.hits(), hits + 1);
+        // Aggregates: a quorum summed by `aggregate` is then a hit for
+        // `verify_aggregate`; a quorum with a bad vote is caught every time.
+        let votes: Vec<_> = (0..3u16)
+            .map(|i| (NodeId(i), keys[i as usize].sign(&msg)))
+            .collect();
+        let (agg, bad) = c.aggregate(&msg, &votes);
+        assert!(bad.is_empty());
+        let hits = c.verified.hits();
+        assert!(c.verify_aggregate(&msg, &agg, 3).is_ok());
+        assert_eq!(c.verified.hits(), hits + 1);
+        assert!(c.verify_aggregate(&msg, &agg, 4).is_err());
+        let mut with_bad = votes.clone();
+        with_bad[2].1 = keys[3].sign(&msg);
+        for _ in 0..2 {
+            let (agg, bad) = c.aggregate(&msg, &with_bad);
+            assert_eq!(bad, vec![NodeId(2)]);
+            assert_eq!(agg.signers.len(), 2);
+        }
+    }
 
     #[test]
     fn aggregate_key_cache_is_bounded_and_correct() {

@@ -24,6 +24,29 @@
 //! - `CommitCert` (Opt Sync): a CC, broadcast by every replica before it commits by it.
 //! - `Fetch`/`Blocks`: block catch-up. `SyncRequest`/`SyncReply`: recovery after a
 //!   restart (see "Crash recovery" below).
+//! - `Batches`: client batches on their way to the view's leader (see "Batches").
+//!
+//! ## Votes are checked by aggregation
+//!
+//! [`verify`] checks who sent a vote but not its signature: a vote is only ever used
+//! inside a certificate, so each half checks the *sum* of a quorum once it has one (one
+//! pairing), bisecting to the bad votes only if the sum fails and waiting for others in
+//! their place. Both halves of a replica usually sum the same first quorum; the
+//! committee's verified cache makes the second check free. Likewise a proposal that
+//! reaches a replica n times (every replica forwards it) costs one signature check.
+//!
+//! ## Batches
+//!
+//! A stable leader proposes everything, but every replica's mempool batches the
+//! transactions of its own clients. A leader half that does not lead the current view
+//! forwards each batch it is given to the view's leader (`Batches`), which queues it
+//! once (duplicates suppressed by digest). A forwarded batch reaching a replica that no
+//! longer leads is passed on at most [`MAX_FORWARD_HOPS`] times, then kept; on entering
+//! a view it does not lead, a leader half forwards whatever it still queues to the new
+//! leader. Batches held by a replica that crashes are lost with it; clients resend what
+//! does not commit. A Byzantine leader can drop forwarded batches (censorship) while
+//! proposing empty blocks; the blame rules do not catch that — clients resending to
+//! another replica do not help while it leads, only the next view change does.
 //!
 //! ## Slots and the double-vote checker
 //!
@@ -56,8 +79,8 @@ use crate::election::{LeaderElection, RoundRobin};
 use crate::votes::Collector;
 use olympus_crypto::{Committee, Keypair};
 use olympus_types::{
-    AggregateSignature, Block, Digest, Height, NodeId, Payload, QuorumCert, Signature, Statement,
-    View,
+    AggregateSignature, Batch, Block, Digest, Height, NodeId, Payload, QuorumCert, Signature,
+    Statement, View,
 };
 use rkyv::{Archive, Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
@@ -76,6 +99,18 @@ pub const MAX_COLLECTING: usize = 1024;
 pub const MAX_VIEW_SLOTS: usize = 4096;
 /// Most blocks waiting for their synchronous commit timer.
 pub const MAX_PENDING_COMMITS: usize = 1024;
+/// Most batch digests a leader half remembers having queued (duplicate suppression).
+pub const MAX_SEEN_BATCHES: usize = 16 * 1024;
+/// An honest leader's next proposal reaches a replica within 3.5Δ of its last vote
+/// (votes Δ, certificate, idle pause Δ/2, proposal Δ); a replica blames after this many Δ
+/// without a vote.
+pub const STALL_DELTAS: u32 = 6;
+/// Most batches in one forwarding message.
+pub const MAX_FORWARD_BATCHES: usize = 64;
+/// A forwarded batch is passed on at most this many times on receipt (a replica that
+/// has moved to a later view than its sender passes it to that view's leader); after
+/// that it waits in the receiver's queue until the receiver enters its next view.
+pub const MAX_FORWARD_HOPS: u8 = 2;
 /// Most proposals and votes in one recovery reply.
 pub const MAX_SYNC_ITEMS: usize = 32;
 /// Most blocks the leader half keeps (for new-view re-proposals).
@@ -229,6 +264,13 @@ pub enum SyncMsg {
     Blocks(Vec<Block>),
     SyncRequest,
     SyncReply(Box<SyncReply>),
+    /// Client batches a replica's mempool gave its leader half while another replica
+    /// leads the view: forwarded to the view's leader, which proposes them (see
+    /// "Batches" in the module docs). `hops` counts the forwards so far.
+    Batches {
+        hops: u8,
+        batches: Vec<Batch>,
+    },
 }
 
 impl Message for SyncMsg {
@@ -239,7 +281,7 @@ impl Message for SyncMsg {
             | SyncMsg::Blame(_)
             | SyncMsg::BlameCert(_)
             | SyncMsg::CommitCert(_) => Dest::Both,
-            SyncMsg::Status(_) => Dest::Leader,
+            SyncMsg::Status(_) | SyncMsg::Batches { .. } => Dest::Leader,
             SyncMsg::Fetch(_)
             | SyncMsg::Blocks(_)
             | SyncMsg::SyncRequest
@@ -258,6 +300,7 @@ impl Message for SyncMsg {
             SyncMsg::Blocks(_) => "blocks",
             SyncMsg::SyncRequest => "sync_request",
             SyncMsg::SyncReply(_) => "sync_reply",
+            SyncMsg::Batches { .. } => "batches",
         }
     }
     fn signed_vote(&self) -> Option<SignedVote> {
@@ -462,13 +505,18 @@ pub fn verify(
     match &msg {
         SyncMsg::Propose(p) => verify_proposal(p, committee)?,
         SyncMsg::Vote(v) => {
+            // The signature is checked when a quorum is aggregated (`aggregate_qc`): one
+            // pairing per certificate instead of one per vote. A vote is only ever used
+            // inside a certificate, so a bad one costs its sender nothing but the slot.
             if v.voter != from {
                 return Err(VerifyError::WrongSender {
                     sender: from,
                     signer: v.voter,
                 });
             }
-            verify_vote(v, committee)?;
+            if committee.public(v.voter).is_none() {
+                return Err(VerifyError::BadSignature(v.voter));
+            }
         }
         SyncMsg::Blame(b) => verify_blame(b, committee)?,
         SyncMsg::BlameCert(c) => verify_blame_cert(c, committee)?,
@@ -486,6 +534,15 @@ pub fn verify(
         }
         SyncMsg::CommitCert(cc) => verify_cc(cc, committee)?,
         SyncMsg::Fetch(_) | SyncMsg::SyncRequest => {}
+        SyncMsg::Batches { batches, .. } => {
+            if batches.is_empty() || batches.len() > MAX_FORWARD_BATCHES {
+                return Err(malformed("forwarded batches: empty or too many"));
+            }
+            for b in batches {
+                b.validate()
+                    .map_err(|e| VerifyError::Malformed(format!("forwarded batch: {e}")))?;
+            }
+        }
         SyncMsg::Blocks(blocks) => {
             if blocks.len() > MAX_FETCH_BLOCKS {
                 return Err(malformed("too many blocks"));
@@ -542,18 +599,35 @@ pub fn verify(
 
 type Cx = Context<SyncMsg, Safety>;
 
+/// Aggregates a quorum of votes whose signatures were not checked on arrival (see
+/// [`verify`]): one pairing check of the sum — none when the other half of this replica
+/// already checked the same sum (the committee's verified cache) — and only if it fails,
+/// a bisection to the bad votes. Returns the certificate, or the good votes to put back
+/// into the collection when some were bad.
 fn aggregate_qc(
     committee: &Committee,
     (view, height, block): (View, Height, Digest),
-    votes: &[(NodeId, Signature)],
-) -> QuorumCert {
-    QuorumCert {
+    votes: Vec<(NodeId, Signature)>,
+) -> Result<QuorumCert, Vec<(NodeId, Signature)>> {
+    let (sig, bad) = committee.aggregate(&vote_statement(view, height, &block), &votes);
+    if !bad.is_empty() {
+        return Err(votes
+            .into_iter()
+            .filter(|(id, _)| !bad.contains(id))
+            .collect());
+    }
+    Ok(QuorumCert {
         view,
         height,
         block,
-        sig: committee.aggregate_unchecked(votes),
-    }
+        sig,
+    })
 }
+
+const BAD_VOTE: Event = Event::Ignored {
+    kind: "vote",
+    reason: "bad signature",
+};
 
 // ---------------------------------------------------------------------------------------
 // Leader half
@@ -590,6 +664,10 @@ pub struct Leader {
     /// The highest CC seen per view (the last few views).
     ccs: BTreeMap<View, QuorumCert>,
     pending: VecDeque<BatchRef>,
+    /// Digests of the batches queued here lately (bounded): a forwarded batch that
+    /// arrives twice (a duplicating network, a resend) is queued once.
+    seen_batches: HashSet<Digest>,
+    seen_order: VecDeque<Digest>,
 }
 
 impl Leader {
@@ -627,11 +705,56 @@ impl Leader {
             high_qc: QuorumCert::genesis(),
             ccs: BTreeMap::new(),
             pending: VecDeque::new(),
+            seen_batches: HashSet::new(),
+            seen_order: VecDeque::new(),
         }
     }
 
     fn leads(&self, view: View) -> bool {
         leader_of(view, self.n) == self.id && view > self.passive_through
+    }
+
+    /// Whether batches given to this half stay here: it is the current view's leader.
+    fn keeps_batches(&self) -> bool {
+        leader_of(self.view, self.n) == self.id
+    }
+
+    /// Sends `batches` to the current view's leader, `hops` being the forwards so far.
+    fn forward(&self, hops: u8, batches: Vec<Batch>, cx: &mut Cx) {
+        let to = leader_of(self.view, self.n);
+        for chunk in batches.chunks(MAX_FORWARD_BATCHES) {
+            cx.send(
+                to,
+                SyncMsg::Batches {
+                    hops,
+                    batches: chunk.to_vec(),
+                },
+            );
+        }
+    }
+
+    /// Queues `batch` for proposing; false when the queue is full. A batch queued here
+    /// lately is not queued again.
+    fn enqueue(&mut self, batch: BatchRef, cx: &mut Cx) -> bool {
+        if self.pending.len() >= self.cfg.max_pending_batches {
+            return false;
+        }
+        if !self.seen_batches.insert(batch.digest) {
+            return true;
+        }
+        self.seen_order.push_back(batch.digest);
+        if self.seen_order.len() > MAX_SEEN_BATCHES {
+            if let Some(old) = self.seen_order.pop_front() {
+                self.seen_batches.remove(&old);
+            }
+        }
+        self.pending.push_back(batch);
+        if let Some(qc) = self.ready {
+            if !self.quitting && qc.view == self.view {
+                self.propose_block(qc, cx);
+            }
+        }
+        true
     }
 
     fn remember(&mut self, block: &Block) {
@@ -836,8 +959,13 @@ impl Half<SyncMsg, Safety> for Leader {
                 }
                 let key = (v.view, v.height, v.block);
                 if let Some(q) = self.votes.add(key, v.voter, v.signature) {
-                    let qc = aggregate_qc(&self.committee, key, &q);
-                    self.on_qc(qc, cx);
+                    match aggregate_qc(&self.committee, key, q) {
+                        Ok(qc) => self.on_qc(qc, cx),
+                        Err(good) => {
+                            self.votes.reopen(&key, good);
+                            cx.event(BAD_VOTE);
+                        }
+                    }
                 }
             }
             SyncMsg::Blame(b) => {
@@ -853,6 +981,22 @@ impl Half<SyncMsg, Safety> for Leader {
                 }
             }
             SyncMsg::BlameCert(c) => self.on_blame_cert(c, cx),
+            SyncMsg::Batches { hops, batches } => {
+                if !self.keeps_batches() && hops < MAX_FORWARD_HOPS {
+                    self.forward(hops + 1, batches, cx);
+                    return;
+                }
+                let mut dropped = false;
+                for b in batches {
+                    dropped |= !self.enqueue(BatchRef::new(b), cx);
+                }
+                if dropped {
+                    cx.event(Event::Ignored {
+                        kind: "batches",
+                        reason: "leader queue full",
+                    });
+                }
+            }
             SyncMsg::Status(s) => {
                 if s.view < self.view {
                     return;
@@ -892,6 +1036,18 @@ impl Half<SyncMsg, Safety> for Leader {
                 self.ready = None;
                 self.votes.prune_below(&(self.view, 0, Digest::ZERO));
                 self.blames.prune_below(&self.view);
+                if !self.keeps_batches() && !self.pending.is_empty() {
+                    // Passed on, not proposed here: should they come back, they are new.
+                    let queued: Vec<Batch> = self
+                        .pending
+                        .drain(..)
+                        .map(|b| {
+                            self.seen_batches.remove(&b.digest);
+                            (*b.batch).clone()
+                        })
+                        .collect();
+                    self.forward(0, queued, cx);
+                }
                 if self.leads(self.view) {
                     // Wait 2Δ so that every honest replica's status has arrived.
                     cx.set_timer(NEW_VIEW_TIMER, self.delta * 2);
@@ -910,15 +1066,10 @@ impl Half<SyncMsg, Safety> for Leader {
     }
 
     fn on_batch(&mut self, batch: BatchRef, cx: &mut Cx) -> bool {
-        if self.pending.len() >= self.cfg.max_pending_batches {
-            return false;
+        if self.keeps_batches() {
+            return self.enqueue(batch, cx);
         }
-        self.pending.push_back(batch);
-        if let Some(qc) = self.ready {
-            if !self.quitting && qc.view == self.view {
-                self.propose_block(qc, cx);
-            }
-        }
+        self.forward(0, vec![(*batch.batch).clone()], cx);
         true
     }
 }
@@ -958,6 +1109,8 @@ pub struct Voter {
     my_votes: VecDeque<Vote>,
     votes_in_view: u32,
     view_start: Duration,
+    /// When this replica last voted in the current view.
+    last_vote_at: Duration,
     pending_commits: BTreeMap<Height, Digest>,
     // Collections.
     votes: Collector<(View, Height, Digest), Signature>,
@@ -1021,6 +1174,7 @@ impl Voter {
             my_votes: VecDeque::new(),
             votes_in_view: 0,
             view_start: Duration::ZERO,
+            last_vote_at: Duration::ZERO,
             pending_commits: BTreeMap::new(),
             votes: Collector::new(quorum(cfg.n), MAX_COLLECTING),
             cc_votes: Collector::new(cc_quorum(cfg.n), MAX_COLLECTING),
@@ -1047,10 +1201,14 @@ impl Voter {
     }
 
     fn arm_blame_timer(&self, cx: &mut Cx) {
-        // The p-th proposal of a view must have been voted by view_start + (2p + 4)Δ.
+        // The p-th proposal of a view must have been voted by view_start + (2p + 4)Δ
+        // (the paper's rule), and — designed here — the next one within STALL_DELTAS·Δ
+        // of the last vote: otherwise a leader that ran ahead of the cumulative budget
+        // in a long view could stall for as long as it had run.
         let p = self.votes_in_view.saturating_add(1);
-        let deadline = self.view_start + self.delta * (2 * p.min(1 << 20) + 4);
-        cx.set_timer(BLAME_TIMER, deadline.saturating_sub(self.now));
+        let budget = self.view_start + self.delta * (2 * p.min(1 << 20) + 4);
+        let stall = self.view_start.max(self.last_vote_at) + self.delta * STALL_DELTAS;
+        cx.set_timer(BLAME_TIMER, budget.min(stall).saturating_sub(self.now));
     }
 
     fn reset_view_state(&mut self) {
@@ -1126,17 +1284,29 @@ impl Voter {
         }
         let key = (v.view, v.height, v.block);
         if let Some(q) = self.votes.add(key, v.voter, v.signature) {
-            let qc = aggregate_qc(&self.committee, key, &q);
-            cx.event(Event::CertificateFormed {
-                view: v.view,
-                block: v.block,
-            });
-            self.on_qc(qc, cx);
+            match aggregate_qc(&self.committee, key, q) {
+                Ok(qc) => {
+                    cx.event(Event::CertificateFormed {
+                        view: v.view,
+                        block: v.block,
+                    });
+                    self.on_qc(qc, cx);
+                }
+                Err(good) => {
+                    self.votes.reopen(&key, good);
+                    cx.event(BAD_VOTE);
+                }
+            }
         }
         if self.opt {
             if let Some(q) = self.cc_votes.add(key, v.voter, v.signature) {
-                let cc = aggregate_qc(&self.committee, key, &q);
-                self.on_cc(cc, cx);
+                match aggregate_qc(&self.committee, key, q) {
+                    Ok(cc) => self.on_cc(cc, cx),
+                    Err(good) => {
+                        self.cc_votes.reopen(&key, good);
+                        cx.event(BAD_VOTE);
+                    }
+                }
             }
         }
     }
@@ -1366,6 +1536,7 @@ impl Voter {
             self.my_votes.pop_front();
         }
         self.votes_in_view = self.votes_in_view.saturating_add(1);
+        self.last_vote_at = self.now;
         self.arm_blame_timer(cx);
         if p.reproposal.is_none() && self.pending_commits.len() < MAX_PENDING_COMMITS {
             self.pending_commits.insert(height, digest);
@@ -1652,7 +1823,7 @@ impl Half<SyncMsg, Safety> for Voter {
                 }
             }
             SyncMsg::SyncReply(r) => self.on_sync_reply(from, *r, cx),
-            SyncMsg::Status(_) => {}
+            SyncMsg::Status(_) | SyncMsg::Batches { .. } => {}
         }
     }
 
@@ -1821,6 +1992,126 @@ mod tests {
         assert!(verify(SyncMsg::CommitCert(two), NodeId(0), &c).is_err());
         let three = qc(&keys, &c, 1, 1, d, &[0, 1, 2]);
         assert!(verify(SyncMsg::CommitCert(three), NodeId(0), &c).is_ok());
+    }
+
+    /// Votes are checked when a quorum is aggregated, not by `verify`: a quorum that
+    /// holds a forged vote forms no certificate, the forged vote is dropped, and the next
+    /// good vote completes the certificate.
+    #[test]
+    fn a_bad_vote_is_caught_by_aggregation() {
+        let (keys, c) = setup(3);
+        let c = Arc::new(c);
+        let cfg = ReplicaConfig::new(NodeId(0), 3);
+        let mut v = Voter::new(&cfg, false, keys[0].clone(), c.clone(), None);
+        let d = Digest([7; 32]);
+        let vote = |signer: usize, key: usize| Vote {
+            view: 1,
+            height: 1,
+            block: d,
+            voter: NodeId(signer as u16),
+            signature: keys[key].sign(&vote_statement(1, 1, &d)),
+        };
+        // `verify` lets a forged vote through (cheaply) but not another's vote.
+        assert!(verify(SyncMsg::Vote(vote(1, 2)), NodeId(1), &c).is_ok());
+        assert!(verify(SyncMsg::Vote(vote(1, 1)), NodeId(2), &c).is_err());
+        let formed = |cx: &Cx| {
+            cx.actions()
+                .iter()
+                .filter(|a| {
+                    matches!(
+                        a,
+                        crate::contract::Action::Event(Event::CertificateFormed { .. })
+                    )
+                })
+                .count()
+        };
+        let mut cx = Cx::new(Duration::ZERO);
+        v.on_vote(vote(0, 0), &mut cx);
+        v.on_vote(vote(1, 2), &mut cx); // forged: signed with replica 2's key
+        assert_eq!(formed(&cx), 0);
+        assert!(cx
+            .actions()
+            .iter()
+            .any(|a| matches!(a, crate::contract::Action::Event(e) if *e == BAD_VOTE)));
+        v.on_vote(vote(2, 2), &mut cx);
+        assert_eq!(formed(&cx), 1);
+        // The block is unknown, so the certificate waits for it.
+        let qc = *v.waiting_qcs.back().expect("the certificate is kept");
+        assert_eq!((qc.view, qc.height, qc.block), (1, 1, d));
+        assert!(verify_qc(&qc, &c).is_ok());
+        assert!(!qc.sig.signers.contains(NodeId(1)));
+    }
+
+    /// A leader half that does not lead the view forwards its batches to the view's
+    /// leader, which queues them; a forwarded batch that reaches a replica that moved on
+    /// is passed on at most [`MAX_FORWARD_HOPS`] times.
+    #[test]
+    fn batches_are_forwarded_to_the_view_leader() {
+        let (keys, c) = setup(3);
+        let c = Arc::new(c);
+        let batch = olympus_types::Batch {
+            txs: vec![olympus_types::Transaction {
+                client: 1,
+                nonce: 1,
+                payload: Vec::new(),
+            }],
+        };
+        let forwarded = |cx: &Cx| -> Vec<(NodeId, u8)> {
+            cx.actions()
+                .iter()
+                .filter_map(|a| match a {
+                    crate::contract::Action::Send {
+                        to,
+                        msg: SyncMsg::Batches { hops, .. },
+                    } => Some((*to, *hops)),
+                    _ => None,
+                })
+                .collect()
+        };
+        // Replica 0 does not lead view 1 (replica 1 does).
+        let mut l0 = Leader::new(
+            &ReplicaConfig::new(NodeId(0), 3),
+            false,
+            keys[0].clone(),
+            c.clone(),
+            None,
+        );
+        let mut cx = Cx::new(Duration::ZERO);
+        assert!(l0.on_batch(BatchRef::new(batch.clone()), &mut cx));
+        assert_eq!(forwarded(&cx), vec![(NodeId(1), 0)]);
+        assert!(l0.pending.is_empty());
+        // The leader keeps what it is sent.
+        let mut l1 = Leader::new(
+            &ReplicaConfig::new(NodeId(1), 3),
+            false,
+            keys[1].clone(),
+            c.clone(),
+            None,
+        );
+        let mut cx = Cx::new(Duration::ZERO);
+        let msg = |hops| {
+            Verified::assume_verified(SyncMsg::Batches {
+                hops,
+                batches: vec![batch.clone()],
+            })
+        };
+        l1.on_message(NodeId(0), msg(0), &mut cx);
+        assert_eq!(l1.pending.len(), 1);
+        assert!(forwarded(&cx).is_empty());
+        // A non-leader passes a forwarded batch on, up to the hop limit; then keeps it.
+        let mut cx = Cx::new(Duration::ZERO);
+        l0.on_message(NodeId(2), msg(0), &mut cx);
+        assert_eq!(forwarded(&cx), vec![(NodeId(1), 1)]);
+        let mut cx = Cx::new(Duration::ZERO);
+        l0.on_message(NodeId(2), msg(MAX_FORWARD_HOPS), &mut cx);
+        assert!(forwarded(&cx).is_empty());
+        assert_eq!(l0.pending.len(), 1);
+        // Malformed forwards are refused by `verify`.
+        let empty = SyncMsg::Batches {
+            hops: 0,
+            batches: Vec::new(),
+        };
+        assert!(verify(empty, NodeId(0), &c).is_err());
     }
 
     #[test]

@@ -22,7 +22,8 @@
 //!
 //! **Blame and quit view.**
 //! 4. Blame (a signed `blame(v)` to all) if the p-th vote of the view has not happened by
-//!    `(2p + 4)Δ` after entering it, or on an equivocation: two leader-signed proposals
+//!    `(2p + 4)Δ` after entering it, or no vote for `6Δ` since the last one (an honest
+//!    leader's next proposal arrives within 3.5Δ of a vote), or on an equivocation: two leader-signed proposals
 //!    for one `(v, height)` (the proof travels with the blame and every receiver blames
 //!    too), or a certificate of view v that contradicts a proposal.
 //! 5. f+1 blames form a blame certificate: forward it, quit view v (no more votes or
@@ -65,7 +66,9 @@
 //!
 //! ## Paper and design
 //!
-//! Following the paper: steps 1–8, the (2p+4)Δ blame rule, forwarding for equivocation
+//! Following the paper: steps 1–8, the (2p+4)Δ blame rule (to which we add the 6Δ
+//! stall rule: the cumulative budget alone lets a leader that ran fast in a long view
+//! stall for as long as it ran), forwarding for equivocation
 //! detection, the 2Δ waits, rank-based locks. Decided here: votes are broadcast and every
 //! replica aggregates certificates; a re-proposal carries the certified block (so nobody
 //! has to fetch it); votes of one view must

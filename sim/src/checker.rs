@@ -11,7 +11,9 @@
 //! 2. **Validity and at-most-once.** Every transaction a ledger executes was created by
 //!    a client, with that payload (`unknown-tx`); a transaction appears in one
 //!    replica's raw committed log at most as many times as its client submitted it
-//!    (`duplicate-tx`: a duplicate is allowed only if the client resubmitted). The
+//!    (`duplicate-tx`: a duplicate is allowed only if the client resubmitted, or if a
+//!    Twins replica runs — a Byzantine leader may replay any transaction it was
+//!    forwarded, and only at-most-once *execution* can be promised then). The
 //!    ledger itself executes each `(client, nonce)` once and counts the duplicates it
 //!    skipped.
 //! 3. **No double vote.** Across the whole run — crashes and restarts included — no

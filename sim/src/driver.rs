@@ -263,6 +263,8 @@ pub(crate) struct Sim<'a, P: Protocol> {
     replica_cfgs: Vec<ReplicaConfig>,
     byzantine: Vec<(NodeId, ByzantineKind)>,
     byzantine_count: usize,
+    /// Some Byzantine replica is a Twins pair (it can replay transactions).
+    replaying_byzantine: bool,
     instances: Vec<Instance<P>>,
     /// Instances of each node (none for a silent node, two for Twins).
     node_instances: Vec<Vec<usize>>,
@@ -412,6 +414,7 @@ impl<'a, P: Protocol> Sim<'a, P> {
             keys: keypairs,
             replica_cfgs,
             byzantine_count: byzantine.len(),
+            replaying_byzantine: byzantine.iter().any(|(_, k)| *k == ByzantineKind::Twins),
             byzantine,
             instances,
             node_instances,
@@ -1115,7 +1118,10 @@ impl<'a, P: Protocol> Sim<'a, P> {
             let ledger = &mut self.instances[i].ledger;
             let raw = ledger.raw.entry(key).or_insert(0);
             *raw += 1;
-            if *raw > info.submissions {
+            // A Twins replica may replay any transaction it saw (a leader that was
+            // forwarded a batch proposes it in both worlds, or hands it on after
+            // proposing it); execution stays at-most-once, which the ledger below checks.
+            if *raw > info.submissions && !self.replaying_byzantine {
                 self.violations.record(
                     ViolationKind::DuplicateTransaction,
                     at,
