@@ -1108,7 +1108,7 @@ impl Voter {
                     self.safety.committed_meta = *m;
                 }
                 self.commits += 1;
-                if self.commits % META_SWEEP_EVERY == 0 {
+                if self.commits.is_multiple_of(META_SWEEP_EVERY) {
                     let tree = &self.tree;
                     self.meta.retain(|d, _| tree.knows(d));
                 }
@@ -1702,5 +1702,214 @@ impl Protocol for Apollo {
             Leader::new(cfg, key.clone()),
             Voter::new(cfg, key, committee, restored),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::contract::Action;
+    use olympus_crypto::Scheme;
+    use olympus_types::{Batch, Payload, Transaction};
+
+    fn setup(n: usize) -> (Vec<Arc<Keypair>>, Arc<Committee>) {
+        let keys: Vec<_> = (0..n)
+            .map(|i| Arc::new(Keypair::generate(Scheme::Bls, &[5; 32], NodeId(i as u16))))
+            .collect();
+        let pks: Vec<_> = keys.iter().map(|k| k.public()).collect();
+        (keys, Arc::new(Committee::new(Scheme::Bls, &pks).unwrap()))
+    }
+
+    /// A steady block of view 1 (rooted at genesis) at `height`, on `parent`.
+    fn steady(keys: &[Arc<Keypair>], parent: Digest, height: u64, tag: u8) -> Proposal {
+        let n = keys.len();
+        let proposer = round_leader(1, height, n);
+        let block = Block {
+            parent,
+            view: 1,
+            height,
+            proposer,
+            justify: QuorumCert::genesis(),
+            payload: Payload::Inline(vec![Batch::new(vec![Transaction {
+                client: 1,
+                nonce: tag as u64,
+                payload: vec![tag],
+            }])]),
+        };
+        let signature = keys[proposer.index()].sign(&proposal_statement(1, false, &block.digest()));
+        Proposal {
+            view: 1,
+            block,
+            root: false,
+            rank_qc: None,
+            signature,
+        }
+    }
+
+    fn propose(p: &Proposal) -> ApolloMsg {
+        ApolloMsg::Propose(Box::new(p.clone()))
+    }
+
+    #[test]
+    fn verify_accepts_round_leader_blocks_and_rejects_forgeries() {
+        let (keys, c) = setup(3);
+        let g = Block::genesis_digest();
+        let p = steady(&keys, g, 1, 1);
+        assert!(verify(propose(&p), NodeId(0), &c).is_ok());
+        // Signed by someone else than the round leader of its position.
+        let mut forged = p.clone();
+        forged.signature = keys[0].sign(&proposal_statement(1, false, &p.block.digest()));
+        assert!(verify(propose(&forged), NodeId(0), &c).is_err());
+        // Claims another proposer than the round leader.
+        let mut wrong = p.clone();
+        wrong.block.proposer = NodeId(0);
+        assert!(verify(propose(&wrong), NodeId(0), &c).is_err());
+        // A first steady block of view 2 needs a root certificate of f + 1 signers.
+        let d = p.block.digest();
+        let one = QuorumCert {
+            view: 2,
+            height: 1,
+            block: d,
+            sig: c.aggregate_unchecked(&[(NodeId(0), keys[0].sign(&vote_statement(2, 1, &d)))]),
+        };
+        let two = QuorumCert {
+            sig: c.aggregate_unchecked(&[
+                (NodeId(0), keys[0].sign(&vote_statement(2, 1, &d))),
+                (NodeId(1), keys[1].sign(&vote_statement(2, 1, &d))),
+            ]),
+            ..one
+        };
+        let in_view_2 = |qc: QuorumCert| {
+            let block = Block {
+                parent: d,
+                view: 2,
+                height: 2,
+                proposer: round_leader(2, 1, 3),
+                justify: qc,
+                payload: Payload::empty(),
+            };
+            let signature = keys[round_leader(2, 1, 3).index()].sign(&proposal_statement(
+                2,
+                false,
+                &block.digest(),
+            ));
+            Proposal {
+                view: 2,
+                block,
+                root: false,
+                rank_qc: None,
+                signature,
+            }
+        };
+        assert!(verify(propose(&in_view_2(one)), NodeId(1), &c).is_err());
+        assert!(verify(propose(&in_view_2(two)), NodeId(1), &c).is_ok());
+        // Equivocation proofs: two different blocks for one position only.
+        let p2 = steady(&keys, g, 1, 2);
+        let blame = |a: &Proposal, b: &Proposal| {
+            ApolloMsg::Blame(Blame {
+                view: 1,
+                sender: NodeId(0),
+                signature: keys[0].sign(&blame_statement(1)),
+                proof: Some(Box::new(Equivocation {
+                    a: a.clone(),
+                    b: b.clone(),
+                })),
+            })
+        };
+        assert!(verify(blame(&p, &p2), NodeId(0), &c).is_ok());
+        assert!(verify(blame(&p, &p), NodeId(0), &c).is_err());
+        let next = steady(&keys, d, 2, 3);
+        assert!(verify(blame(&p, &next), NodeId(0), &c).is_err());
+        // Bounded fetch replies.
+        let many = ApolloMsg::Blocks(vec![p.clone(); MAX_FETCH_BLOCKS + 1]);
+        assert!(verify(many, NodeId(0), &c).is_err());
+    }
+
+    #[test]
+    fn messages_round_trip_through_the_frame_codec() {
+        let (keys, _) = setup(3);
+        let msg = propose(&steady(&keys, Block::genesis_digest(), 1, 1));
+        let bytes = olympus_types::frame::encode(&msg).unwrap();
+        assert_eq!(
+            olympus_types::frame::decode::<ApolloMsg>(&bytes).unwrap(),
+            msg
+        );
+    }
+
+    #[test]
+    fn the_leader_half_signs_once_per_position() {
+        let (keys, _) = setup(3);
+        let cfg = ReplicaConfig::new(NodeId(2), 3);
+        let mut l = Leader::new(&cfg, keys[2].clone());
+        let turn = ApolloMsg::Turn(Turn {
+            view: 1,
+            parent: Block::genesis_digest(),
+            parent_height: 0,
+            justify: QuorumCert::genesis(),
+        });
+        let mut cx = Cx::new(Duration::ZERO);
+        let b = BatchRef::new(Batch::new(vec![Transaction {
+            client: 1,
+            nonce: 1,
+            payload: vec![1],
+        }]));
+        assert!(l.on_batch(b.clone(), &mut cx));
+        // A turn from another node is ignored.
+        l.on_message(NodeId(1), Verified::assume_verified(turn.clone()), &mut cx);
+        assert!(cx.actions().is_empty());
+        l.on_message(NodeId(2), Verified::assume_verified(turn.clone()), &mut cx);
+        assert!(l.on_batch(b, &mut cx));
+        l.on_message(NodeId(2), Verified::assume_verified(turn), &mut cx);
+        l.on_timer(IDLE_TIMER, &mut cx);
+        let proposals = cx
+            .actions()
+            .iter()
+            .filter(|a| {
+                matches!(
+                    a,
+                    Action::Broadcast {
+                        msg: ApolloMsg::Propose(_)
+                    }
+                )
+            })
+            .count();
+        assert_eq!(proposals, 1);
+    }
+
+    #[test]
+    fn a_voter_commits_f_deep_and_blames_an_equivocating_round_leader() {
+        let (keys, c) = setup(3);
+        let cfg = ReplicaConfig::new(NodeId(1), 3);
+        let mut v = Voter::new(&cfg, keys[1].clone(), c, None);
+        let mut cx = Cx::new(Duration::ZERO);
+        v.on_start(&mut cx);
+        let g = Block::genesis_digest();
+        let b1 = steady(&keys, g, 1, 1);
+        let b2 = steady(&keys, b1.block.digest(), 2, 2);
+        let m = |p: &Proposal| Verified::assume_verified(propose(p));
+        v.on_message(round_leader(1, 1, 3), m(&b1), &mut cx);
+        assert_eq!(v.committed_height(), 0, "one position is not a window");
+        v.on_message(round_leader(1, 2, 3), m(&b2), &mut cx);
+        // f + 1 = 2 positions with distinct round leaders: position 1 commits.
+        assert_eq!(v.committed_height(), 1);
+        // Replica 1 leads position 3 of view 1: it tells its leader half.
+        assert_eq!(round_leader(1, 3, 3), NodeId(1));
+        let turned = cx.actions().iter().any(|a| {
+            matches!(a, Action::Send { to, msg: ApolloMsg::Turn(t) }
+                if *to == NodeId(1) && t.parent == b2.block.digest())
+        });
+        assert!(turned);
+        // A second block for position 2 by its round leader: blame with the proof.
+        let b2x = steady(&keys, b1.block.digest(), 2, 9);
+        v.on_message(NodeId(0), m(&b2x), &mut cx);
+        let blamed = cx.actions().iter().any(
+            |a| matches!(a, Action::Broadcast { msg: ApolloMsg::Blame(b) } if b.proof.is_some()),
+        );
+        assert!(blamed);
+        // The commit was persisted.
+        assert!(cx
+            .actions()
+            .iter()
+            .any(|a| matches!(a, Action::Persist(s) if s.committed.1 == 1)));
     }
 }
