@@ -55,9 +55,11 @@
 //!    least as high as its lock; it forwards the re-proposal and broadcasts the vote.
 //!    f+1 votes form `QC_{v+1}(C)`, the root certificate.
 //! 9. *Root commit (Sync HotStuff's 2Δ rule, applied to the root).* On first holding the
-//!    root certificate of its current view (with C), a replica forwards it, and 2Δ later
-//!    commits C and its ancestors if it has not quit the view and has seen no second root
-//!    (a different re-proposal of `L_v` or certificate of the view).
+//!    root certificate of its current view (with C) while it has not quit the view, a
+//!    replica forwards it, and 2Δ later commits C and its ancestors unless it has seen a
+//!    second root of the view by then (a different re-proposal of `L_v` or certificate).
+//!    Quitting the view in between does not cancel this commit (a steady equivocation
+//!    often ends a view within 2Δ of its root).
 //!
 //! ## Why it is safe
 //!
@@ -76,12 +78,14 @@
 //! and locks at rank ≥ (v, q+f) — on a block extending `B_q` by the paragraph above, or
 //! on a later-view object (next paragraph).
 //!
-//! *Locks after a root commit.* i forwarded `QC_v(C)` at t − 2Δ; every honest replica
-//! holds it (and C) by t − Δ and locks after t + Δ, at rank ≥ (v, 0). No second root of v
-//! is certified: a certificate needs an honest vote; one cast before t − Δ was forwarded
-//! with its re-proposal and i would have seen two roots; one cast later would follow
-//! the receipt of `QC_v(C)` or C's re-proposal, and an honest replica votes only for the
-//! first root it learns of. So every valid view-v object ranked ≥ (v, 0) extends C.
+//! *Locks after a root commit.* i forwarded `QC_v(C)` at s = t − 2Δ, not having quit v
+//! then; so no honest replica quit v before s − Δ (i would have had the forwarded blame
+//! certificate), and all lock at ≥ s + Δ, by which time they hold `QC_v(C)` (and C): they
+//! lock at rank ≥ (v, 0). No second root of v is certified: a certificate needs an honest
+//! vote; one cast before t − Δ was forwarded with its re-proposal and i would have seen
+//! two roots by t; one cast later would follow the receipt of `QC_v(C)`, and an honest
+//! replica votes only for the first root it learns of. So every valid view-v object
+//! ranked ≥ (v, 0) extends C.
 //!
 //! *Induction over later views.* A root of view w > v is certified only with an honest
 //! vote, cast for a C' that is valid at the voter and ranks at least as high as its lock,
@@ -92,8 +96,11 @@
 //!
 //! *Crashes.* The vote-once-per-view flag, `quit_view`, the view and the lock are
 //! persisted before anything leaves. A leader half never signs twice for one
-//! `(view, position)`, and a restarted replica proposes or re-proposes nothing in the
-//! view it restarted in. A restarted replica is passive for 2Δ (no vote, commit or
+//! `(view, position)`, and a restarted replica proposes, re-proposes or root-commits
+//! nothing in the view it restarted in (it may have missed a second root while down;
+//! its round-leader positions of that view time out and the view changes). If it had
+//! committed inside that view, it delivers on from its committed block (what lies below
+//! can no longer enter its tree). A restarted replica is passive for 2Δ (no vote, commit or
 //! proposal): it broadcasts a sync request, and every replica answers with its view, its
 //! entry and quit certificates, its lock (with proof), its root certificate and the last
 //! blocks it delivered (missing ancestors are then fetched). What an honest replica had
@@ -121,6 +128,13 @@
 //! f Byzantine round leaders sit between every f+1 honest ones — e.g. n = 5, silent
 //! replicas 1 and 3 — could never commit: rule 3 needs f+1 consecutive positions, but
 //! rule 9 commits what the previous view delivered); crash recovery; the idle Δ/2 pause.
+//!
+//! *Liveness.* With an honest view-change leader, every honest status arrives within its
+//! 2Δ wait and every honest replica holds the re-proposed block (it was forwarded when it
+//! became valid), so all honest replicas vote and the root is certified and committed 2Δ
+//! later; the steady state then runs until a faulty round leader's position times out.
+//! Each view thus commits at least what the previous one delivered. The simulator checks
+//! liveness after the fault window.
 //!
 //! Cost per block in the steady state: one signature by the round leader, one
 //! verification per received copy, no aggregate certificate (a steady block at position
@@ -717,6 +731,8 @@ pub struct Voter {
     root: Option<QuorumCert>,
     root_prop: Option<(NodeId, Proposal)>,
     root_equivocated: bool,
+    /// The root to commit by rule 9, and when.
+    root_commit: Option<(Digest, Duration)>,
     slots: BTreeMap<u64, (Digest, Proposal)>,
     /// The delivered chain of the view: position and digest of the tip, and the last
     /// f+1 delivered digests.
@@ -789,6 +805,7 @@ impl Voter {
             root: None,
             root_prop: None,
             root_equivocated: false,
+            root_commit: None,
             slots: BTreeMap::new(),
             tip: (0, Digest::ZERO, 0),
             window: VecDeque::new(),
@@ -1275,6 +1292,8 @@ impl Voter {
             self.raise_high((root.view, 0, root.block));
             self.to_others(ApolloMsg::RootCert(root), cx);
             if !self.quitting {
+                // Rule 9: due 2Δ from now, even if the view is quit meanwhile.
+                self.root_commit = Some((root.block, self.now + self.delta * 2));
                 cx.set_timer(ROOT_TIMER, self.delta * 2);
             }
         }
@@ -1282,9 +1301,25 @@ impl Voter {
         self.try_deliver(cx);
     }
 
+    /// Rule 9, 2Δ after the root certificate was first held (and forwarded) while the
+    /// view was not quit: commit the root unless a second root of the view was seen. Not
+    /// in the view a replica restarted in (it may have missed a second root while down).
+    fn root_commit_due(&mut self, cx: &mut Cx) {
+        let Some((d, _)) = self.root_commit.take() else {
+            return;
+        };
+        if self.root_equivocated || self.passive || self.safety.view <= self.passive_through {
+            return;
+        }
+        if self.root.is_some_and(|r| r.block == d) && self.knows(&d) {
+            self.commit_to(d, cx);
+        }
+    }
+
     fn on_root_equivocation(&mut self, proof: Option<Box<Equivocation>>, cx: &mut Cx) {
         if !self.root_equivocated {
             self.root_equivocated = true;
+            self.root_commit = None;
             cx.cancel_timer(ROOT_TIMER);
         }
         self.blame(proof, cx);
@@ -1375,6 +1410,7 @@ impl Voter {
 
     fn reset_view_state(&mut self) {
         self.root = None;
+        self.root_commit = None;
         self.root_prop = None;
         self.root_equivocated = false;
         self.slots.clear();
@@ -1399,7 +1435,6 @@ impl Voter {
         cx.persist(self.safety);
         cx.broadcast(ApolloMsg::BlameCert(c));
         cx.cancel_timer(BLAME_TIMER);
-        cx.cancel_timer(ROOT_TIMER);
         cx.cancel_timer(NEW_VIEW_TIMER);
         cx.set_timer(QUIT_TIMER, self.delta * 2);
     }
@@ -1420,6 +1455,10 @@ impl Voter {
     }
 
     fn enter_next_view(&mut self, cx: &mut Cx) {
+        // A root commit due by now (its timer and the quit timer may fire together).
+        if self.root_commit.is_some_and(|(_, at)| at <= self.now) {
+            self.root_commit_due(cx);
+        }
         let from = self.safety.view;
         if (self.high.0, self.high.1) > (self.safety.lock.0, self.safety.lock.1) {
             self.safety.lock = self.high;
@@ -1651,22 +1690,7 @@ impl Half<ApolloMsg, Safety> for Voter {
             }
             QUIT_TIMER if self.quitting => self.enter_next_view(cx),
             RESYNC_TIMER => self.end_resync(cx),
-            ROOT_TIMER => {
-                // Not in the view a replica restarted in: it may have missed a second
-                // root while it was down.
-                if self.quitting
-                    || self.root_equivocated
-                    || self.passive
-                    || self.safety.view <= self.passive_through
-                {
-                    return;
-                }
-                if let Some(r) = self.root {
-                    if r.view == self.safety.view && self.knows(&r.block) {
-                        self.commit_to(r.block, cx);
-                    }
-                }
-            }
+            ROOT_TIMER => self.root_commit_due(cx),
             NEW_VIEW_TIMER => self.propose_new_view(cx),
             _ => {}
         }
