@@ -914,7 +914,10 @@ impl Voter {
         let Some((pm, _)) = self.meta.get(&parent).copied() else {
             cx.event(Event::Buffered { block: digest });
             // Fetch the parent unless it is itself waiting (a chain arriving backwards).
-            if !self.buffered.contains_key(&(p.block.height - 1, parent)) {
+            if !self
+                .buffered
+                .contains_key(&(p.block.height.saturating_sub(1), parent))
+            {
                 self.request(parent, from, cx);
             }
             self.buffered.insert((p.block.height, digest), (from, p));
