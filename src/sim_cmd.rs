@@ -17,7 +17,13 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 /// The protocols `--protocol` accepts.
-pub const PROTOCOLS: &[&str] = &["hotstuff", "twochain", "sync-hotstuff", "opt-sync"];
+pub const PROTOCOLS: &[&str] = &[
+    "hotstuff",
+    "twochain",
+    "sync-hotstuff",
+    "opt-sync",
+    "apollo",
+];
 
 /// Failing seeds printed in full after a sweep; the rest are counted.
 const MAX_FAILURES_SHOWN: usize = 20;
@@ -31,7 +37,7 @@ duplicated (2%); the network partitions and heals; honest replicas crash and res
 from their persisted safety state (never more than f faulty at once, Byzantine ones \
 included); Twins equivocate in split worlds. After the window the network is reliable \
 and every honest replica must commit again within 10 s. For the synchronous protocols \
-(sync-hotstuff, opt-sync) f = (n-1)/2 and the faults stay within synchrony: delays \
+(sync-hotstuff, opt-sync, apollo) f = (n-1)/2 and the faults stay within synchrony: delays \
 below Δ, no loss and no partitions.
 
 Checked on every run: honest committed logs agree at every height; every executed \
@@ -42,7 +48,7 @@ most f Byzantine replicas).
 Exit status: 0 if no invariant was violated, 1 if one was (each failing seed prints the \
 one-line command that reproduces it), 2 on bad usage.")]
 pub struct SimArgs {
-    /// Protocol to simulate: hotstuff or twochain (n = 3f+1), sync-hotstuff or opt-sync
+    /// Protocol to simulate: hotstuff or twochain (n = 3f+1), sync-hotstuff, opt-sync or apollo
     /// (synchronous: n = 2f+1, every message within Δ).
     #[arg(long)]
     pub protocol: String,
@@ -87,6 +93,7 @@ pub fn run(args: SimArgs) -> Result<ExitCode> {
         "twochain" => run_protocol::<olympus_protocols::twochain::TwoChain>(&args),
         "sync-hotstuff" => run_protocol::<olympus_protocols::sync_hotstuff::SyncHotStuff>(&args),
         "opt-sync" => run_protocol::<olympus_protocols::opt_sync::OptSync>(&args),
+        "apollo" => run_protocol::<olympus_protocols::apollo::Apollo>(&args),
         other => {
             eprintln!(
                 "error: unknown protocol `{other}`; known protocols: {}",
