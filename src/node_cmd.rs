@@ -7,7 +7,8 @@ use anyhow::{bail, Context, Result};
 use olympus_engine::node::{self, NodeSettings};
 use olympus_engine::placement::Placement;
 use olympus_protocols::{
-    hotstuff::HotStuff, opt_sync::OptSync, sync_hotstuff::SyncHotStuff, twochain::TwoChain,
+    apollo::Apollo, hotstuff::HotStuff, opt_sync::OptSync, sync_hotstuff::SyncHotStuff,
+    twochain::TwoChain,
 };
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -15,7 +16,13 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 /// The protocols a node runs today.
-pub const NODE_PROTOCOLS: &[&str] = &["hotstuff", "twochain", "sync-hotstuff", "opt-sync"];
+pub const NODE_PROTOCOLS: &[&str] = &[
+    "hotstuff",
+    "twochain",
+    "sync-hotstuff",
+    "opt-sync",
+    "apollo",
+];
 
 /// Whether a node runs `protocol` (a name of [`NODE_PROTOCOLS`], or `optsync`, the
 /// reference harness's spelling of `opt-sync`).
@@ -84,6 +91,7 @@ pub fn run(args: NodeArgs) -> Result<ExitCode> {
         "twochain" => node::run::<TwoChain>(settings),
         "sync-hotstuff" => node::run::<SyncHotStuff>(settings),
         "opt-sync" | "optsync" => node::run::<OptSync>(settings),
+        "apollo" => node::run::<Apollo>(settings),
         other => bail!(
             "{}: protocol {other:?} cannot run on a node yet; known: {}",
             args.config.display(),
