@@ -25,7 +25,7 @@
 //! | `olympus_verify_us` | histogram | signature and certificate checks of one peer message |
 //! | `olympus_batches_taken_total`, `olympus_batch_txs` | counter, histogram | batches the leader half took, transactions in each |
 //! | `olympus_busy_txs_total` | counter | transactions refused with Busy (pool full) |
-//! | `olympus_persist_us`, `olympus_chain_append_us` | histogram | safety-state store (one fdatasync), chain-log append |
+//! | `olympus_persist_us`, `olympus_chain_append_us`, `olympus_chain_sync_us` | histogram | safety-state store (one fdatasync), chain-log append (into the mapping), chain-log write-back (on the syncer thread, covering every block appended before it) |
 //! | `olympus_loop_busy_us` | histogram | time the main loop runs between two waits (a long one stalls the reactor) |
 //! | `olympus_loop_stalls_total` | counter | such runs longer than [`STALL`] |
 //! | `olympus_frames_per_turn` | histogram | frames handled per loop turn |
@@ -254,6 +254,10 @@ fn describe() {
         (
             "olympus_chain_append_us",
             "microseconds to append a block to the chain log",
+        ),
+        (
+            "olympus_chain_sync_us",
+            "microseconds to write the chain log back (syncer thread, one per group of blocks)",
         ),
         (
             "olympus_loop_busy_us",

@@ -112,6 +112,9 @@ pub enum NodeError {
     Chain(String),
 }
 
+/// A batch holds at most this fraction of a block's transactions.
+const BATCHES_PER_BLOCK: usize = 4;
+
 /// Opens the chain log and replays it into a fresh ledger.
 fn open_chain(
     dir: &std::path::Path,
@@ -119,7 +122,13 @@ fn open_chain(
     mut store: Option<&mut BatchStore>,
 ) -> Result<(BatchLog, Ledger), NodeError> {
     let chain_err = |e: &dyn std::fmt::Display| NodeError::Chain(format!("{}: {e}", dir.display()));
-    let (log, recovery) = BatchLog::open(LogConfig::new(dir)).map_err(|e| chain_err(&e))?;
+    // Appends are written back by the syncer thread (see `Durability`), not by `append`;
+    // segments are still created and sealed synced.
+    let config = LogConfig {
+        fsync: olympus_mempool::FsyncPolicy::EveryBytes(u64::MAX),
+        ..LogConfig::new(dir)
+    };
+    let (log, recovery) = BatchLog::open(config).map_err(|e| chain_err(&e))?;
     if let Some(cut) = &recovery.truncated {
         eprintln!("chain log {}: cut a torn tail: {cut:?}", dir.display());
     }
@@ -441,10 +450,11 @@ async fn main_loop<P: NodeProtocol>(
     };
     let (leader, voter) = P::create(&rcfg, protocol_key, committee.clone(), restored);
     let mut driver = Driver::<P>::new(me, leader, voter);
+    // A block takes whole batches up to `block_size` transactions, so batches of a
+    // quarter block fill blocks to at least three quarters (batches of a whole block
+    // left them a third empty on average under load).
     let batcher = Batcher::new(BatcherConfig {
-        max_batch_txs: cfg
-            .params
-            .block_size
+        max_batch_txs: (cfg.params.block_size / BATCHES_PER_BLOCK)
             .clamp(1, olympus_types::limits::MAX_BATCH_TXS),
         max_batch_delay: settings.batch_delay,
         ..BatcherConfig::default()
@@ -476,10 +486,13 @@ async fn main_loop<P: NodeProtocol>(
         cfg.id, report.recovered_blocks, report.recovered_txs, report.committed_height
     );
     let start = Instant::now();
+    let durability = Durability::start(cfg.id).map_err(|e| NodeError::Chain(e.to_string()))?;
+    let sync_done = durability.done.clone();
     let mut env = NodeEnv {
         net: &net,
         cell,
         chain,
+        durability,
         ledger,
         clients: HashMap::new(),
         report,
@@ -501,12 +514,16 @@ async fn main_loop<P: NodeProtocol>(
     // When the loop last woke from a wait: how long it runs without yielding.
     let mut running_since = Instant::now();
     let mut pending_verdict: Option<crate::verify::Verdict<P::Msg>> = None;
+    let mut pending_synced: Option<(u64, std::io::Result<()>)> = None;
     while !SHUTDOWN.load(Ordering::SeqCst) {
         if let Some(e) = env.fatal.take() {
             net.shutdown().await;
             return Err(NodeError::Chain(e));
         }
         env.meters.sample(&inbox, &net, n);
+        while let Ok((ticket, result)) = sync_done.try_recv() {
+            env.synced(ticket, result);
+        }
         let now = start.elapsed();
         driver.fire_timers(now, &mut env)?;
         env.fetch_due(now);
@@ -522,6 +539,9 @@ async fn main_loop<P: NodeProtocol>(
         {
             wake = wake.min(d);
         }
+        // Blocks committed by timers or verdicts above: their write-back starts now,
+        // not after the wait.
+        env.start_sync();
         let first = if let Some(m) = inbox.try_recv() {
             Some(m)
         } else {
@@ -540,13 +560,24 @@ async fn main_loop<P: NodeProtocol>(
                             None => std::future::pending().await,
                         }
                     },
-                    async {
-                        glommio::timer::sleep(sleep).await;
-                        None
-                    },
+                    futures_lite::future::or(
+                        async {
+                            if let Ok((ticket, result)) = sync_done.recv_async().await {
+                                pending_synced = Some((ticket, result));
+                            }
+                            None
+                        },
+                        async {
+                            glommio::timer::sleep(sleep).await;
+                            None
+                        },
+                    ),
                 ),
             )
             .await;
+            if let Some((ticket, result)) = pending_synced.take() {
+                env.synced(ticket, result);
+            }
             running_since = Instant::now();
             match woke {
                 Some(Some(m)) => Some(m),
@@ -589,6 +620,7 @@ async fn main_loop<P: NodeProtocol>(
             };
         }
         env.meters.handled(handled);
+        env.start_sync();
     }
     eprintln!("olympus node {}: shutting down", cfg.id);
     env.meters.sample_net();
@@ -875,10 +907,55 @@ impl Ledger {
 }
 
 /// The node around the driver: network, safety cell, ledger, receipts.
+/// Group commit of the chain log off the event loop: blocks are appended to the mapped
+/// log at once, a dedicated thread writes them back (`msync`) while the loop goes on
+/// voting and proposing, and the receipts of a block leave only once a write-back that
+/// covers it has finished. One write-back covers every block appended before it began,
+/// so under load each costs one disk flush for many blocks.
+struct Durability {
+    jobs: std::sync::mpsc::Sender<(u64, olympus_mempool::SyncJob)>,
+    done: flume::Receiver<(u64, std::io::Result<()>)>,
+    /// Blocks appended, and how many of them are durable (tickets).
+    appended: u64,
+    durable: u64,
+    in_flight: bool,
+    held: std::collections::VecDeque<(u64, ClientConn, ClientReply)>,
+}
+
+impl Durability {
+    fn start(id: u16) -> std::io::Result<Self> {
+        let (jobs, job_rx) = std::sync::mpsc::channel::<(u64, olympus_mempool::SyncJob)>();
+        let (done_tx, done) = flume::unbounded();
+        std::thread::Builder::new()
+            .name(format!("olympus-sync-{id}"))
+            .spawn(move || {
+                let took = metrics::histogram!("olympus_chain_sync_us");
+                while let Ok((ticket, job)) = job_rx.recv() {
+                    let t = Instant::now();
+                    let result = job.run();
+                    took.record(t.elapsed().as_micros() as f64);
+                    if done_tx.send((ticket, result)).is_err() {
+                        break;
+                    }
+                }
+            })?;
+        Ok(Durability {
+            jobs,
+            done,
+            appended: 0,
+            durable: 0,
+            in_flight: false,
+            held: Default::default(),
+        })
+    }
+}
+
 struct NodeEnv<'a> {
     net: &'a NetHandle,
     cell: DurableCell,
     chain: BatchLog,
+    /// Receipts wait here until the chain log holds their block durably.
+    durability: Durability,
     ledger: Ledger,
     clients: HashMap<u64, ClientConn>,
     report: NodeReport,
@@ -1015,8 +1092,9 @@ impl NodeEnv<'_> {
     fn execute(&mut self, c: &Commit, batches: &[&Batch]) {
         self.report.committed_blocks += 1;
         self.report.committed_height = self.report.committed_height.max(c.block.height);
-        // Durable before any receipt leaves. A failure stops the node: it could no
-        // longer recover what it acknowledged.
+        // Appended now, written back by the syncer thread; the receipts below wait for
+        // that (`Durability`). A failure stops the node: it could no longer recover
+        // what it acknowledged.
         let appending = Instant::now();
         let logged = Block::to_bytes(&c.block)
             .map_err(|e| e.to_string())
@@ -1039,19 +1117,68 @@ impl NodeEnv<'_> {
         }
         self.meters
             .executed(receipts.values().map(|n| n.len() as u64).sum());
+        self.durability.appended += 1;
+        let ticket = self.durability.appended;
         for (client, nonces) in receipts {
             let Some(&conn) = self.clients.get(&client) else {
                 continue;
             };
             for chunk in nonces.chunks(MAX_RECEIPT_NONCES) {
-                self.reply(
+                self.durability.held.push_back((
+                    ticket,
                     conn,
-                    &ClientReply::Committed {
+                    ClientReply::Committed {
                         height: c.block.height,
                         block: c.digest,
                         nonces: chunk.to_vec(),
                     },
-                );
+                ));
+            }
+        }
+    }
+
+    /// Hands what the chain log appended since the last write-back to the syncer
+    /// thread, unless a write-back is under way (the next one then covers it).
+    fn start_sync(&mut self) {
+        let d = &mut self.durability;
+        if d.in_flight || d.appended == d.durable {
+            return;
+        }
+        match self.chain.take_sync_job() {
+            Ok(Some(job)) => {
+                if d.jobs.send((d.appended, job)).is_err() {
+                    self.fatal
+                        .get_or_insert("chain log: the syncer thread is gone".into());
+                    return;
+                }
+                d.in_flight = true;
+            }
+            Ok(None) => {
+                let t = d.appended;
+                self.synced(t, Ok(()));
+            }
+            Err(e) => {
+                self.fatal.get_or_insert(format!("chain log: {e}"));
+            }
+        }
+    }
+
+    /// Everything appended up to `ticket` is durable (or the write-back failed, which
+    /// stops the node): its receipts go out.
+    fn synced(&mut self, ticket: u64, result: std::io::Result<()>) {
+        self.durability.in_flight = false;
+        if let Err(e) = result {
+            self.fatal
+                .get_or_insert(format!("chain log: write-back failed: {e}"));
+            return;
+        }
+        self.durability.durable = self.durability.durable.max(ticket);
+        while let Some((t, _, _)) = self.durability.held.front() {
+            if *t > self.durability.durable {
+                break;
+            }
+            if let Some((_, conn, reply)) = self.durability.held.pop_front() {
+                self.reply(conn, &reply);
             }
         }
     }

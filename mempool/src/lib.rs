@@ -18,5 +18,7 @@ pub mod log;
 pub mod safety;
 
 pub use batcher::{Admission, Batcher, BatcherConfig, SealedBatch, SubmitError};
-pub use log::{BatchLog, FsyncPolicy, Location, LogBytes, LogConfig, LogError, Recovery, Seq};
+pub use log::{
+    BatchLog, FsyncPolicy, Location, LogBytes, LogConfig, LogError, Recovery, Seq, SyncJob,
+};
 pub use safety::{CellError, DurableCell};

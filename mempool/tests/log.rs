@@ -526,6 +526,43 @@ fn every_bytes_policy_syncs_in_steps() {
     assert_eq!(log.stats().unsynced_bytes, 0);
 }
 
+/// Write-back handed to another thread: a job covers exactly what was appended since
+/// the last one, runs off the appending thread, and rolling to a new segment still
+/// seals the old one completely.
+#[test]
+fn sync_jobs_run_on_another_thread_and_cover_every_append() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = LogConfig {
+        fsync: FsyncPolicy::EveryBytes(u64::MAX),
+        ..cfg(dir.path(), 4096)
+    };
+    let (mut log, _) = open(&c);
+    assert!(log.take_sync_job().unwrap().is_none());
+    let mut written = Vec::new();
+    for i in 0..40 {
+        let b = body(i, 186); // 256 bytes a record: 16 to a segment
+        log.append(Digest::of(&b), &b).unwrap();
+        written.push(b);
+        if i % 3 == 0 {
+            let job = log.take_sync_job().unwrap().expect("unsynced bytes");
+            assert!(!job.is_empty() && job.len() % 256 == 0);
+            std::thread::spawn(move || job.run())
+                .join()
+                .unwrap()
+                .unwrap();
+            assert_eq!(log.stats().unsynced_bytes, 0);
+            assert!(log.take_sync_job().unwrap().is_none());
+        }
+    }
+    assert!(segment_files(dir.path()).len() >= 3);
+    drop(log);
+    let (log, rec) = open(&c);
+    assert!(rec.truncated.is_none());
+    for b in &written {
+        assert_eq!(&*log.get(&Digest::of(b)).expect("recovered"), &b[..]);
+    }
+}
+
 #[test]
 fn sealed_batches_go_to_the_log_and_decode_in_place() {
     let dir = tempfile::tempdir().unwrap();

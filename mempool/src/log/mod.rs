@@ -347,6 +347,30 @@ pub struct BatchLog {
     _lock: File,
 }
 
+/// A range of a segment to write back, from [`BatchLog::take_sync_job`]. `Send`: run
+/// it on whichever thread may block.
+pub struct SyncJob {
+    seg: Arc<Segment>,
+    from: usize,
+    len: usize,
+}
+
+impl SyncJob {
+    /// Writes the range back to stable storage (`msync(MS_SYNC)`).
+    pub fn run(&self) -> std::io::Result<()> {
+        self.seg.flush(self.from, self.len)
+    }
+
+    /// Bytes it covers.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
 impl BatchLog {
     /// Opens (or creates) the log in `cfg.dir` and recovers it. See the module docs.
     pub fn open(cfg: LogConfig) -> Result<(BatchLog, Recovery), LogError> {
@@ -553,6 +577,34 @@ impl BatchLog {
         self.flush_active()
     }
 
+    /// Hands the not yet written-back part of the active segment to the caller, who
+    /// writes it back with [`SyncJob::run`] — on another thread if it likes, so that the
+    /// thread appending never blocks on the disk — and counts it synced from now on.
+    /// `None` when everything appended is already written back.
+    ///
+    /// What a job covers is durable only once `run` returned `Ok`: a caller that
+    /// promises durability (a receipt, an acknowledgement) waits for that. A job that
+    /// fails leaves the log's state unknown; the caller must stop using the log (reopen
+    /// it to recover what is on disk), as after a failed [`BatchLog::sync`]. A segment is
+    /// still sealed with a full write-back before the next one begins, whatever jobs
+    /// are in flight, so only the last segment can be torn.
+    pub fn take_sync_job(&mut self) -> Result<Option<SyncJob>, LogError> {
+        if self.poisoned {
+            return Err(LogError::Poisoned);
+        }
+        let (from, len) = (self.synced_off, self.write_off - self.synced_off);
+        if len == 0 {
+            return Ok(None);
+        }
+        self.synced_off = self.write_off;
+        self.syncs += 1;
+        Ok(Some(SyncJob {
+            seg: Arc::clone(&self.active().seg),
+            from,
+            len,
+        }))
+    }
+
     /// Syncs and closes. Dropping the log also syncs (under a syncing policy) but cannot
     /// report an error.
     pub fn close(mut self) -> Result<(), LogError> {
@@ -674,8 +726,10 @@ impl BatchLog {
             self.poisoned = false;
         } else {
             // Seal: the finished segment is durable before the next one begins, so only the
-            // last segment can ever be torn.
+            // last segment can ever be torn. All of it: a part handed out as a
+            // `SyncJob` may still be on its way to the disk.
             if syncing {
+                self.synced_off = 0;
                 self.flush_active()?;
             }
             let seg = create_segment(&self.cfg.dir, self.next_seq, capacity, syncing)?;
