@@ -152,11 +152,12 @@ use crate::contract::{
 use crate::sync_common::{
     f_of, quorum, MAX_BUFFERED, MAX_COLLECTING, MAX_FETCH_BLOCKS, MAX_SYNC_ITEMS, MAX_VIEW_SLOTS,
 };
+/// A vote for a block as the root of a view, and f+1 blames for a view: the same
+/// messages as Sync HotStuff's (over Apollo's own statements).
+pub use crate::sync_common::{BlameCert, Vote};
 use crate::votes::Collector;
 use olympus_crypto::{Committee, Keypair};
-use olympus_types::{
-    AggregateSignature, Block, Digest, Height, NodeId, QuorumCert, Signature, Statement, View,
-};
+use olympus_types::{Block, Digest, Height, NodeId, QuorumCert, Signature, Statement, View};
 use rkyv::{Archive, Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -227,17 +228,6 @@ impl Proposal {
     }
 }
 
-/// A vote for `block` as the root of `view`.
-#[derive(Archive, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
-#[rkyv(derive(Debug))]
-pub struct Vote {
-    pub view: View,
-    pub height: Height,
-    pub block: Digest,
-    pub voter: NodeId,
-    pub signature: Signature,
-}
-
 /// Two proposals by one signer for one slot (a root of a view, or a position).
 #[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[rkyv(derive(Debug))]
@@ -253,14 +243,6 @@ pub struct Blame {
     pub sender: NodeId,
     pub signature: Signature,
     pub proof: Option<Box<Equivocation>>,
-}
-
-/// f+1 blames for `view` from distinct replicas.
-#[derive(Archive, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
-#[rkyv(derive(Debug))]
-pub struct BlameCert {
-    pub view: View,
-    pub sig: AggregateSignature,
 }
 
 /// A replica's lock, for the view-change leader of `view`: the locked block's steady
