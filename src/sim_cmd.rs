@@ -17,7 +17,13 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 /// The protocols `--protocol` accepts.
-pub const PROTOCOLS: &[&str] = &["hotstuff", "twochain", "sync-hotstuff", "opt-sync"];
+pub const PROTOCOLS: &[&str] = &[
+    "hotstuff",
+    "twochain",
+    "sync-hotstuff",
+    "opt-sync",
+    "artemis",
+];
 
 /// Failing seeds printed in full after a sweep; the rest are counted.
 const MAX_FAILURES_SHOWN: usize = 20;
@@ -87,6 +93,7 @@ pub fn run(args: SimArgs) -> Result<ExitCode> {
         "twochain" => run_protocol::<olympus_protocols::twochain::TwoChain>(&args),
         "sync-hotstuff" => run_protocol::<olympus_protocols::sync_hotstuff::SyncHotStuff>(&args),
         "opt-sync" => run_protocol::<olympus_protocols::opt_sync::OptSync>(&args),
+        "artemis" => run_protocol::<olympus_protocols::artemis::Artemis>(&args),
         other => {
             eprintln!(
                 "error: unknown protocol `{other}`; known protocols: {}",

@@ -14,6 +14,7 @@
 //! block checks of the partially synchronous family), [`votes`] (collecting
 //! signatures into certificates).
 
+pub mod artemis;
 pub mod blocktree;
 pub mod certs;
 pub mod contract;
