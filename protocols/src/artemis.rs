@@ -37,8 +37,11 @@
 //! 3. *Round leader.* `R(v, s)` votes once per `(v, s)` (persisted first) as soon as it
 //!    has accepted an outcome of round s−1 and holds a view-v block newer than that
 //!    outcome's block (or Δ/2 later with what it has), but never later than 4Δ after it
-//!    first *saw* (signature-verified) any outcome of round s−1; it votes for its latest
-//!    view-v block if that extends the outcome's block, else for the outcome's block.
+//!    first *saw* (signature-verified) any outcome of round s−1, and not once a skip
+//!    certificate of s is known. It votes for its latest view-v block if that extends
+//!    the outcome's block (cut down to [`MAX_VOTE_GAP`] above it), else for the
+//!    outcome's block; `prev` is the highest accepted vote (or root) followed only by
+//!    skip certificates up to s−1.
 //! 4. *Skip.* A replica that accepted an outcome of round s−1 at time t and has seen no
 //!    signed vote of round s (any branch) by t + 6Δ signs `skip(v, s)` to all. f+1
 //!    skips form a skip certificate, forwarded and counted as round s's outcome.
@@ -72,10 +75,11 @@
 //!
 //! - *An honest round leader is never skipped after voting.* Let h = `R(v, s)` be honest
 //!   and p an honest skip signer of round s, which accepted an outcome of s−1 at t_p and
-//!   forwarded it; h saw an outcome of s−1 by t_p + Δ, so (rule 3) h voted by
-//!   t_p + 5Δ − Δ... precisely by (first sight) + 4Δ ≤ t_p + 5Δ, and p saw the vote
-//!   before t_p + 6Δ, so p does not skip. A skip certificate needs an honest signer:
-//!   none exists for a round whose honest leader voted.
+//!   forwarded it. h first saw an outcome of s−1 by t_p + Δ and (rule 3) votes no later
+//!   than 4Δ after that first sight, so by t_p + 5Δ; p has the vote before t_p + 6Δ and
+//!   does not skip. A skip certificate needs an honest signer, so none exists for a
+//!   round whose honest leader voted. (An honest leader that misses its deadline does not
+//!   vote at all: then its round may be skipped, and nothing depends on it.)
 //! - *Within a view.* Rounds `r−f .. r` have f+1 distinct leaders, so one, h of round s,
 //!   is honest and signed exactly one vote of `(v, s)`. Every chain of outcomes reaching
 //!   a round ≥ s passes through round s, which is h's vote (no skip certificate exists),
@@ -102,6 +106,16 @@
 //!   certificate of a view > u: honest replicas entered those views after it restarted,
 //!   so it saw all of them, and a root of a view > u extends every earlier commit. Its
 //!   leader half never proposes in the view it restarted in.
+//!
+//! ## Cost
+//!
+//! Steady state: one leader signature per block, one vote signature per round (rounds
+//! are paced by blocks: a round leader waits up to Δ/2 for a block newer than its `prev`),
+//! no certificate per block, blocks are not forwarded (only fetched when a vote needs
+//! them), per-vote work is O(f) (the commit walk). Votes are forwarded once by each
+//! replica (n² small messages per round): a driver should drop duplicates by digest before
+//! verifying them. Memory is bounded by the `MAX_*` constants; the block tree prunes on
+//! commit.
 //!
 //! ## Reference and design
 //!
@@ -1824,7 +1838,9 @@ impl Voter {
         if !vv.outcomes.contains(&(s - 1)) || vv.skip_certs.contains_key(&s) {
             return;
         }
-        let seen = vv.first_seen.get(&(s - 1)).copied().unwrap_or(self.now);
+        let Some(seen) = vv.first_seen.get(&(s - 1)).copied() else {
+            return;
+        };
         if self.now > seen + self.delta * 4 {
             self.vote_wait.remove(&s);
             cx.event(Event::Ignored {
@@ -1958,6 +1974,7 @@ impl Voter {
             return;
         }
         let rid = root_id(w, &rc.block, rc.height);
+        let now = self.now;
         let vv = self.vv(w);
         if vv.entries.contains_key(&rid) {
             return;
@@ -1976,12 +1993,10 @@ impl Voter {
             },
         );
         vv.by_round.entry(0).or_default().push(rid);
+        vv.first_seen.entry(0).or_insert(now);
         cx.broadcast(ArtemisMsg::RootCert(rc));
         if !self.tree.knows(&rc.block) {
             self.wait_for_block(rc.block, w, rid, from, cx);
-        }
-        if self.restarted && w > self.recover_view && !self.passive {
-            self.lock_synced = true;
         }
         if w == self.safety.view && self.tree.knows(&rc.block) {
             self.tell_root(rc.block, rc.height, cx);
@@ -2204,6 +2219,11 @@ impl Voter {
         let view = from + 1;
         self.safety.view = view;
         self.safety.lock = lock;
+        // A restarted replica root-votes again only with a lock from a view it saw whole
+        // (see "Crashes" in the module docs).
+        if !self.passive && lock.view > self.recover_view {
+            self.lock_synced = true;
+        }
         cx.persist(self.safety);
         cx.event(Event::ViewChanged {
             from,
@@ -2418,5 +2438,419 @@ impl Protocol for Artemis {
         let leader = Leader::new(cfg, key.clone(), restored.as_ref());
         let voter = Voter::new(cfg, key, committee, restored);
         (leader, voter)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::contract::Action;
+    use olympus_crypto::Scheme;
+    use olympus_types::{Payload, Transaction};
+
+    fn setup(n: usize) -> (Vec<Arc<Keypair>>, Arc<Committee>) {
+        let keys: Vec<_> = (0..n)
+            .map(|i| Arc::new(Keypair::generate(Scheme::Bls, &[5; 32], NodeId(i as u16))))
+            .collect();
+        let pks: Vec<_> = keys.iter().map(|k| k.public()).collect();
+        (keys, Arc::new(Committee::new(Scheme::Bls, &pks).unwrap()))
+    }
+
+    fn block(
+        keys: &[Arc<Keypair>],
+        view: View,
+        parent: Digest,
+        height: Height,
+        tag: u8,
+    ) -> SignedBlock {
+        let n = keys.len();
+        let block = Block {
+            parent,
+            view,
+            height,
+            proposer: leader_of(view, n),
+            justify: QuorumCert::genesis(),
+            payload: Payload::Inline(vec![Batch::new(vec![Transaction {
+                client: 1,
+                nonce: tag as u64,
+                payload: vec![tag],
+            }])]),
+        };
+        let signature =
+            keys[leader_of(view, n).index()].sign(&block_statement(view, &block.digest()));
+        SignedBlock { block, signature }
+    }
+
+    fn skip_cert(
+        keys: &[Arc<Keypair>],
+        c: &Committee,
+        view: View,
+        round: Round,
+        by: &[usize],
+    ) -> SkipCert {
+        let sigs: Vec<_> = by
+            .iter()
+            .map(|&i| (NodeId(i as u16), keys[i].sign(&skip_statement(view, round))))
+            .collect();
+        SkipCert {
+            view,
+            round,
+            sig: c.aggregate_unchecked(&sigs),
+        }
+    }
+
+    #[test]
+    fn any_f_plus_one_consecutive_round_leaders_are_distinct() {
+        for n in [3usize, 5, 7, 10] {
+            let f = f_of(n);
+            let mut s = Schedule::new(9, n);
+            let ls: Vec<NodeId> = (1..=2000).map(|r| s.leader(r).unwrap()).collect();
+            for w in ls.windows(f + 1) {
+                let set: BTreeSet<_> = w.iter().collect();
+                assert_eq!(set.len(), f + 1, "n {n}: {w:?}");
+            }
+            // Everybody leads some round, and another view draws another schedule.
+            let all: BTreeSet<_> = ls.iter().collect();
+            assert_eq!(all.len(), n);
+            let mut t = Schedule::new(10, n);
+            let other: Vec<NodeId> = (1..=2000).map(|r| t.leader(r).unwrap()).collect();
+            assert_ne!(ls, other);
+            assert_eq!(s.leader(0), None);
+        }
+    }
+
+    #[test]
+    fn verify_accepts_good_messages_and_rejects_forgeries() {
+        let (keys, c) = setup(5);
+        let g = Block::genesis_digest();
+        let b1 = block(&keys, 1, g, 1, 1);
+        assert!(verify(ArtemisMsg::Propose(Box::new(b1.clone())), NodeId(3), &c).is_ok());
+        // Signed by a replica that does not lead the view.
+        let mut forged = b1.clone();
+        forged.signature = keys[2].sign(&block_statement(1, &b1.block.digest()));
+        assert!(verify(ArtemisMsg::Propose(Box::new(forged)), NodeId(3), &c).is_err());
+        // A vote: by its voter, with exactly the skips of its gap.
+        let d = b1.block.digest();
+        let prev = root_id(1, &g, 0);
+        let mk = |round: Round, prev_round: Round, skips: Vec<SkipCert>, signer: usize| {
+            let id = vote_id(1, round, &d, 1, prev_round, &prev);
+            ChainVote {
+                view: 1,
+                round,
+                block: d,
+                height: 1,
+                prev_round,
+                prev,
+                voter: NodeId(signer as u16),
+                signature: keys[signer].sign(&id),
+                skips,
+            }
+        };
+        assert!(verify(
+            ArtemisMsg::Vote(Box::new(mk(1, 0, vec![], 2))),
+            NodeId(4),
+            &c
+        )
+        .is_ok());
+        let mut wrong = mk(1, 0, vec![], 2);
+        wrong.voter = NodeId(3);
+        assert!(verify(ArtemisMsg::Vote(Box::new(wrong)), NodeId(3), &c).is_err());
+        // Round 3 after round 0 needs skip certificates of rounds 1 and 2.
+        assert!(verify(
+            ArtemisMsg::Vote(Box::new(mk(3, 0, vec![], 2))),
+            NodeId(2),
+            &c
+        )
+        .is_err());
+        let s1 = skip_cert(&keys, &c, 1, 1, &[0, 1, 3]);
+        let s2 = skip_cert(&keys, &c, 1, 2, &[0, 1, 3]);
+        let ok = mk(3, 0, vec![s1, s2], 2);
+        assert!(verify(ArtemisMsg::Vote(Box::new(ok)), NodeId(2), &c).is_ok());
+        let swapped = mk(3, 0, vec![s2, s1], 2);
+        assert!(verify(ArtemisMsg::Vote(Box::new(swapped)), NodeId(2), &c).is_err());
+        // A skip certificate needs f + 1 = 3 distinct signers.
+        let weak = skip_cert(&keys, &c, 1, 2, &[0, 1]);
+        assert!(verify(ArtemisMsg::SkipCert(weak), NodeId(0), &c).is_err());
+        // A skip relayed by someone else is refused.
+        let sk = Skip {
+            view: 1,
+            round: 1,
+            voter: NodeId(0),
+            signature: keys[0].sign(&skip_statement(1, 1)),
+        };
+        assert!(verify(ArtemisMsg::Skip(sk), NodeId(0), &c).is_ok());
+        assert!(verify(ArtemisMsg::Skip(sk), NodeId(1), &c).is_err());
+        // An equivocation proof holds two different blocks of one (view, height).
+        let b1x = block(&keys, 1, g, 1, 2);
+        let blame = |a: SignedBlock, b: SignedBlock| Blame {
+            view: 1,
+            sender: NodeId(0),
+            signature: keys[0].sign(&blame_statement(1)),
+            proof: Some(Box::new(Equivocation { a, b })),
+        };
+        assert!(verify(ArtemisMsg::Blame(blame(b1.clone(), b1x)), NodeId(0), &c).is_ok());
+        assert!(verify(
+            ArtemisMsg::Blame(blame(b1.clone(), b1.clone())),
+            NodeId(0),
+            &c
+        )
+        .is_err());
+        // Too many forwarded batches.
+        let many = ArtemisMsg::Forward {
+            batches: Vec::new(),
+            digests: vec![d; MAX_FORWARD + 1],
+        };
+        assert!(verify(many, NodeId(0), &c).is_err());
+        // A new view must re-propose the block it names.
+        let nv = |justify: Lock, block: Option<SignedBlock>| {
+            let signature = keys[2].sign(&new_view_statement(2, &justify.id, &justify.block));
+            ArtemisMsg::NewView(Box::new(NewView {
+                view: 2,
+                justify,
+                block,
+                signature,
+            }))
+        };
+        let j = Lock {
+            view: 1,
+            round: 4,
+            id: Digest::of(b"x"),
+            block: d,
+            height: 1,
+        };
+        assert!(verify(nv(j, Some(b1.clone())), NodeId(2), &c).is_ok());
+        assert!(verify(nv(j, None), NodeId(2), &c).is_err());
+    }
+
+    #[test]
+    fn messages_round_trip_through_the_frame_codec() {
+        let (keys, _) = setup(3);
+        let b = block(&keys, 1, Block::genesis_digest(), 1, 1);
+        let msg = ArtemisMsg::Propose(Box::new(b));
+        let bytes = olympus_types::frame::encode(&msg).unwrap();
+        assert_eq!(
+            olympus_types::frame::decode::<ArtemisMsg>(&bytes).unwrap(),
+            msg
+        );
+        let s = Safety {
+            view: 3,
+            quit_view: 2,
+            last_vote: (3, 7),
+            lock: Lock::genesis(),
+            committed: (Block::genesis_digest(), 0, 0),
+        };
+        let bytes = olympus_types::frame::encode(&s).unwrap();
+        assert_eq!(olympus_types::frame::decode::<Safety>(&bytes).unwrap(), s);
+    }
+
+    /// Drives one voter through view 1: root, a block, and the round it leads; checks it
+    /// persists before voting, votes once per round, and blames an equivocation.
+    #[test]
+    fn a_round_leader_votes_once_after_persisting_and_blames_equivocation() {
+        let n = 3;
+        let (keys, c) = setup(n);
+        let g = Block::genesis_digest();
+        let mut sched = Schedule::new(1, n);
+        let r1 = sched.leader(1).unwrap();
+        let me = r1.index();
+        let cfg = ReplicaConfig::new(r1, n);
+        let mut v = Voter::new(&cfg, keys[me].clone(), c.clone(), None);
+        let mut cx = Cx::new(Duration::ZERO);
+        v.on_start(&mut cx);
+        let m = |x: ArtemisMsg| Verified::assume_verified(x);
+        // A block of view 1 first, then the root certificate (genesis).
+        let b1 = block(&keys, 1, g, 1, 1);
+        v.on_message(
+            NodeId(1),
+            m(ArtemisMsg::Propose(Box::new(b1.clone()))),
+            &mut cx,
+        );
+        let sigs: Vec<_> = [0usize, 2]
+            .iter()
+            .map(|&i| (NodeId(i as u16), keys[i].sign(&root_id(1, &g, 0))))
+            .collect();
+        let rc = RootCert {
+            view: 1,
+            block: g,
+            height: 0,
+            sig: c.aggregate_unchecked(&sigs),
+        };
+        v.on_message(NodeId(0), m(ArtemisMsg::RootCert(rc)), &mut cx);
+        let votes: Vec<(usize, ChainVote)> = cx
+            .actions()
+            .iter()
+            .enumerate()
+            .filter_map(|(i, a)| match a {
+                Action::Broadcast {
+                    msg: ArtemisMsg::Vote(v),
+                } => Some((i, (**v).clone())),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(votes.len(), 1, "round 1's leader votes once");
+        let (at, vote) = &votes[0];
+        assert_eq!(
+            (vote.round, vote.block, vote.prev_round),
+            (1, b1.block.digest(), 0)
+        );
+        let persisted = cx.actions()[..*at]
+            .iter()
+            .any(|a| matches!(a, Action::Persist(s) if s.last_vote == (1, 1)));
+        assert!(persisted, "the vote slot is durable before the vote leaves");
+        // The same round again (its own vote echoed back, a newer block): no second vote.
+        let mut cx2 = Cx::new(Duration::from_millis(1));
+        v.on_message(r1, m(ArtemisMsg::Vote(Box::new(vote.clone()))), &mut cx2);
+        let b2 = block(&keys, 1, b1.block.digest(), 2, 2);
+        v.on_message(NodeId(1), m(ArtemisMsg::Propose(Box::new(b2))), &mut cx2);
+        assert!(!cx2.actions().iter().any(|a| matches!(
+            a,
+            Action::Broadcast { msg: ArtemisMsg::Vote(x) } if x.round == 1
+        )));
+        // A second block of view 1 at height 1: blame with the proof.
+        let b1x = block(&keys, 1, g, 1, 9);
+        let mut cx3 = Cx::new(Duration::from_millis(2));
+        v.on_message(NodeId(1), m(ArtemisMsg::Propose(Box::new(b1x))), &mut cx3);
+        assert!(cx3.actions().iter().any(|a| matches!(
+            a,
+            Action::Broadcast { msg: ArtemisMsg::Blame(b) } if b.proof.is_some()
+        )));
+    }
+
+    #[test]
+    fn a_leader_half_forwards_batches_when_it_does_not_lead() {
+        let n = 3;
+        let (keys, _) = setup(n);
+        // Replica 0 does not lead view 1 (replica 1 does).
+        let cfg = ReplicaConfig::new(NodeId(0), n);
+        let mut l = Leader::new(&cfg, keys[0].clone(), None);
+        let mut cx = Cx::new(Duration::ZERO);
+        let batch = BatchRef::new(Batch::new(vec![Transaction {
+            client: 1,
+            nonce: 1,
+            payload: vec![1],
+        }]));
+        assert!(l.on_batch(batch.clone(), &mut cx));
+        assert!(cx.actions().iter().any(|a| matches!(
+            a,
+            Action::Send { to, msg: ArtemisMsg::Forward { batches, .. } } if *to == NodeId(1) && batches.len() == 1
+        )));
+        // After a view change to view 2 (replica 2 leads) the batch is forwarded again.
+        let mut cx = Cx::new(Duration::from_millis(1));
+        let local = |x: Local| Verified::assume_verified(ArtemisMsg::Local(Box::new(x)));
+        l.on_message(
+            NodeId(0),
+            local(Local::View {
+                view: 1,
+                quitting: true,
+            }),
+            &mut cx,
+        );
+        l.on_message(
+            NodeId(0),
+            local(Local::View {
+                view: 2,
+                quitting: false,
+            }),
+            &mut cx,
+        );
+        assert!(cx.actions().iter().any(|a| matches!(
+            a,
+            Action::Send { to, msg: ArtemisMsg::Forward { .. } } if *to == NodeId(2)
+        )));
+        // A peer cannot pose as the voter half.
+        let mut cx = Cx::new(Duration::from_millis(2));
+        l.on_message(
+            NodeId(2),
+            local(Local::View {
+                view: 3,
+                quitting: false,
+            }),
+            &mut cx,
+        );
+        assert_eq!(l.view, 2);
+        // Once a block carries the batch, it is not re-forwarded.
+        let b = SignedBlock {
+            block: Block {
+                parent: Block::genesis_digest(),
+                view: 2,
+                height: 1,
+                proposer: NodeId(2),
+                justify: QuorumCert::genesis(),
+                payload: Payload::Digests(vec![batch.digest]),
+            },
+            signature: Signature::EMPTY,
+        };
+        l.on_message(
+            NodeId(2),
+            Verified::assume_verified(ArtemisMsg::Propose(Box::new(b))),
+            &mut cx,
+        );
+        let mut cx = Cx::new(Duration::from_millis(3));
+        l.on_message(
+            NodeId(0),
+            local(Local::View {
+                view: 2,
+                quitting: true,
+            }),
+            &mut cx,
+        );
+        l.on_message(
+            NodeId(0),
+            local(Local::View {
+                view: 3,
+                quitting: false,
+            }),
+            &mut cx,
+        );
+        assert!(!cx.actions().iter().any(|a| matches!(
+            a,
+            Action::Send {
+                msg: ArtemisMsg::Forward { .. },
+                ..
+            }
+        )));
+    }
+
+    #[test]
+    fn a_streaming_leader_stops_at_the_run_ahead_bound() {
+        let n = 3;
+        let (keys, _) = setup(n);
+        let cfg = ReplicaConfig::new(NodeId(1), n);
+        let mut l = Leader::new(&cfg, keys[1].clone(), None);
+        let mut cx = Cx::new(Duration::ZERO);
+        let local = |x: Local| Verified::assume_verified(ArtemisMsg::Local(Box::new(x)));
+        l.on_message(
+            NodeId(1),
+            local(Local::Root {
+                view: 1,
+                block: Block::genesis_digest(),
+                height: 0,
+            }),
+            &mut cx,
+        );
+        for i in 0..(RUN_AHEAD + 20) {
+            let b = BatchRef::new(Batch::new(vec![Transaction {
+                client: 2,
+                nonce: i,
+                payload: vec![0],
+            }]));
+            assert!(l.on_batch(b, &mut cx));
+        }
+        let proposed = cx
+            .actions()
+            .iter()
+            .filter(|a| {
+                matches!(
+                    a,
+                    Action::Broadcast {
+                        msg: ArtemisMsg::Propose(_)
+                    }
+                )
+            })
+            .count() as u64;
+        assert_eq!(
+            proposed, RUN_AHEAD,
+            "no more than RUN_AHEAD blocks ahead of the last vote"
+        );
     }
 }
