@@ -179,6 +179,8 @@ pub const MAX_SEEN_BATCHES: usize = 16384;
 pub const MAX_REQUESTED: usize = 1024;
 /// Most votes waiting for a block.
 pub const MAX_WAITING: usize = 4096;
+/// Most different votes kept for one round.
+pub const MAX_VOTES_PER_ROUND: usize = 4;
 
 // Voter timers.
 const PROGRESS_TIMER: TimerId = TimerId(1);
@@ -815,6 +817,8 @@ pub struct Leader {
     own: BTreeMap<Height, Digest>,
     idle_armed: bool,
     pending: VecDeque<BatchRef>,
+    /// Digests in `pending` (a batch is never pending twice).
+    pending_set: HashSet<Digest>,
     /// Batches forwarded to the view leader and not yet seen in a block, in order.
     forwarded: BTreeMap<u64, BatchRef>,
     forwarded_index: HashMap<Digest, u64>,
@@ -846,6 +850,7 @@ impl Leader {
             own: BTreeMap::new(),
             idle_armed: false,
             pending: VecDeque::new(),
+            pending_set: HashSet::new(),
             forwarded: BTreeMap::new(),
             forwarded_index: HashMap::new(),
             next_seq: 0,
@@ -870,6 +875,20 @@ impl Leader {
                 }
             }
         }
+    }
+
+    /// Queues a batch for a block unless it is queued already, was already carried by a
+    /// block, or the queue is full.
+    fn push_pending(&mut self, b: BatchRef) -> bool {
+        if self.seen.contains(&b.digest)
+            || self.pending_set.contains(&b.digest)
+            || self.pending.len() >= self.cfg.max_pending_batches
+        {
+            return false;
+        }
+        self.pending_set.insert(b.digest);
+        self.pending.push_back(b);
+        true
     }
 
     fn mark_block(&mut self, b: &Block) {
@@ -912,14 +931,13 @@ impl Leader {
             let fwd: Vec<BatchRef> = std::mem::take(&mut self.forwarded).into_values().collect();
             self.forwarded_index.clear();
             for b in fwd {
-                if self.pending.len() < self.cfg.max_pending_batches {
-                    self.pending.push_back(b);
-                }
+                self.push_pending(b);
             }
             return;
         }
         // Own pending batches go to the new leader too.
         let own: Vec<BatchRef> = self.pending.drain(..).collect();
+        self.pending_set.clear();
         for b in own {
             self.remember_forwarded(b);
         }
@@ -968,12 +986,22 @@ impl Leader {
         let (parent, ph) = self.tip.unwrap_or(root);
         if !self.seen.is_empty() {
             let seen = &self.seen;
-            self.pending.retain(|b| !seen.contains(&b.digest));
+            let set = &mut self.pending_set;
+            self.pending.retain(|b| {
+                let keep = !seen.contains(&b.digest);
+                if !keep {
+                    set.remove(&b.digest);
+                }
+                keep
+            });
         }
         if self.pending.is_empty() && !idle {
             return;
         }
         let (payload, count) = payload_for_block(&mut self.pending, &self.cfg);
+        for d in payload.batch_digests() {
+            self.pending_set.remove(&d);
+        }
         for d in payload.batch_digests() {
             self.mark_seen(d);
         }
@@ -1112,13 +1140,7 @@ impl Half<ArtemisMsg, Safety> for Leader {
                     batch: Arc::new(Batch::new(Vec::new())),
                 }));
                 for b in refs {
-                    if self.seen.contains(&b.digest)
-                        || self.pending.len() >= self.cfg.max_pending_batches
-                        || self.pending.iter().any(|p| p.digest == b.digest)
-                    {
-                        continue;
-                    }
-                    self.pending.push_back(b);
+                    self.push_pending(b);
                 }
                 self.pump(cx);
             }
@@ -1141,10 +1163,9 @@ impl Half<ArtemisMsg, Safety> for Leader {
 
     fn on_batch(&mut self, batch: BatchRef, cx: &mut Cx) -> bool {
         if self.leads() && !self.quitting {
-            if self.pending.len() >= self.cfg.max_pending_batches {
+            if !self.push_pending(batch) {
                 return false;
             }
-            self.pending.push_back(batch);
             self.pump(cx);
             return true;
         }
@@ -1557,6 +1578,15 @@ impl Voter {
         vv.first_seen.entry(cv.round).or_insert(now);
         let id = cv.id();
         if vv.entries.contains_key(&id) {
+            return;
+        }
+        // An honest round leader signs one vote per round (Twins two): more is a
+        // Byzantine leader filling memory, and the round is stalled anyway.
+        if vv
+            .by_round
+            .get(&cv.round)
+            .is_some_and(|ids| ids.len() >= MAX_VOTES_PER_ROUND)
+        {
             return;
         }
         if vv.entries.len() >= MAX_VIEW_VOTES {
@@ -2236,6 +2266,11 @@ impl Voter {
             cx.set_timer(NEW_VIEW_TIMER, self.delta * 4);
         }
         self.blames.prune_below(&view);
+        let oldest = view.saturating_sub(MAX_VIEWS_KEPT as u64 - 1);
+        self.waiting.retain(|_, (_, list)| {
+            list.retain(|(w, _)| *w >= oldest);
+            !list.is_empty()
+        });
         self.root_votes.prune_below(&(view, Digest::ZERO, 0));
         self.skips.prune_below(&(view, 0));
         self.rescan(cx);
