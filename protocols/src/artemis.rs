@@ -484,6 +484,8 @@ pub struct BlameCert {
 }
 
 /// What a replica's voter half tells its own leader half (accepted only from itself).
+/// Boxed inside [`ArtemisMsg`], so the variants' sizes do not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[rkyv(derive(Debug))]
 pub enum Local {
@@ -1099,11 +1101,7 @@ impl Half<ArtemisMsg, Safety> for Leader {
 
     fn on_message(&mut self, from: NodeId, msg: Verified<ArtemisMsg>, cx: &mut Cx) {
         match msg.into_inner() {
-            ArtemisMsg::Local(l) => {
-                if from == self.id {
-                    self.on_local(*l, cx);
-                }
-            }
+            ArtemisMsg::Local(l) if from == self.id => self.on_local(*l, cx),
             // Batches already in a block (one this replica may build on) are never
             // proposed again: the leader half watches every block its node receives.
             ArtemisMsg::Propose(sb) => self.mark_block(&sb.block),
@@ -1117,14 +1115,14 @@ impl Half<ArtemisMsg, Safety> for Leader {
                     self.mark_block(&sb.block);
                 }
             }
-            ArtemisMsg::Vote(v) => {
-                if v.view == self.view && self.own.get(&v.height) == Some(&v.block) {
-                    if v.height > self.voted_height {
-                        self.voted_height = v.height;
-                        self.own = self.own.split_off(&v.height);
-                    }
-                    self.pump(cx);
+            ArtemisMsg::Vote(v)
+                if v.view == self.view && self.own.get(&v.height) == Some(&v.block) =>
+            {
+                if v.height > self.voted_height {
+                    self.voted_height = v.height;
+                    self.own = self.own.split_off(&v.height);
                 }
+                self.pump(cx);
             }
             ArtemisMsg::RootCert(_) => {}
             ArtemisMsg::Forward { batches, digests } => {
@@ -1382,11 +1380,11 @@ impl Voter {
 
     fn vv(&mut self, w: View) -> &mut ViewVotes {
         let n = self.n;
-        if !self.views.contains_key(&w) {
-            self.views.insert(w, ViewVotes::new(w, n));
-            while self.views.len() > MAX_VIEWS_KEPT {
-                self.views.pop_first();
-            }
+        while self.views.len() >= MAX_VIEWS_KEPT
+            && !self.views.contains_key(&w)
+            && self.views.first_key_value().is_some_and(|(k, _)| *k < w)
+        {
+            self.views.pop_first();
         }
         self.views.entry(w).or_insert_with(|| ViewVotes::new(w, n))
     }
