@@ -105,7 +105,10 @@
 //!   sent before it came back), and no root vote until it has accepted a root
 //!   certificate of a view > u: honest replicas entered those views after it restarted,
 //!   so it saw all of them, and a root of a view > u extends every earlier commit. Its
-//!   leader half never proposes in the view it restarted in.
+//!   leader half never proposes in the view it restarted in. (The replies also carry the
+//!   sender's highest round, so that a replica restarted in a long view accepts votes
+//!   more than [`MAX_ROUND_AHEAD`] rounds beyond what it has seen itself: the (f+1)-th
+//!   highest claim is one an honest replica reached.)
 //!
 //! ## Cost
 //!
@@ -512,6 +515,9 @@ pub struct SyncReply {
     pub view: View,
     pub entered_by: Option<BlameCert>,
     pub quit: Option<BlameCert>,
+    /// The highest round of `view` with an accepted outcome at the sender (lets a
+    /// restarted replica accept votes of a long view: see [`MAX_ROUND_AHEAD`]).
+    pub round: Round,
 }
 
 /// Artemis's messages.
@@ -1278,6 +1284,8 @@ pub struct Voter {
     /// Votes (view, id) waiting for a block, and who to ask for it.
     waiting: HashMap<Digest, (NodeId, Vec<(View, Digest)>)>,
     requested: HashSet<(Digest, NodeId)>,
+    /// Recovery replies' `(view, round)` per sender.
+    round_claims: BTreeMap<NodeId, (View, Round)>,
     // Current view.
     slots: BTreeMap<Height, Digest>,
     tip: Option<(Digest, Height)>,
@@ -1342,6 +1350,7 @@ impl Voter {
             views: BTreeMap::new(),
             waiting: HashMap::new(),
             requested: HashSet::new(),
+            round_claims: BTreeMap::new(),
             slots: BTreeMap::new(),
             tip: None,
             equivocated: false,
@@ -1372,6 +1381,19 @@ impl Voter {
 
     pub fn committed_height(&self) -> Height {
         self.tree.committed().1
+    }
+
+    /// A round of view `w` that some honest replica had reached, by the recovery
+    /// replies: the (f+1)-th highest claim (at most f claims are Byzantine).
+    fn round_floor(&self, w: View) -> Round {
+        let mut claims: Vec<Round> = self
+            .round_claims
+            .values()
+            .filter(|(v, _)| *v == w)
+            .map(|(_, r)| *r)
+            .collect();
+        claims.sort_unstable_by(|a, b| b.cmp(a));
+        claims.get(self.f).copied().unwrap_or(0)
     }
 
     fn view_ok(&self, w: View) -> bool {
@@ -1561,8 +1583,9 @@ impl Voter {
             return;
         }
         let now = self.now;
+        let floor = self.round_floor(w);
         let vv = self.vv(w);
-        if cv.round > vv.max_outcome() + MAX_ROUND_AHEAD {
+        if cv.round > vv.max_outcome().max(floor) + MAX_ROUND_AHEAD {
             return;
         }
         if vv.sched.leader(cv.round) != Some(cv.voter) {
@@ -1961,8 +1984,11 @@ impl Voter {
             return;
         }
         let now = self.now;
+        let floor = self.round_floor(c.view);
         let vv = self.vv(c.view);
-        if vv.skip_certs.contains_key(&c.round) || c.round > vv.max_outcome() + MAX_ROUND_AHEAD {
+        if vv.skip_certs.contains_key(&c.round)
+            || c.round > vv.max_outcome().max(floor) + MAX_ROUND_AHEAD
+        {
             return;
         }
         vv.skip_certs.insert(c.round, c);
@@ -2309,7 +2335,10 @@ impl Voter {
 
     // --- recovery -----------------------------------------------------------------------
 
-    fn on_sync_reply(&mut self, r: SyncReply, cx: &mut Cx) {
+    fn on_sync_reply(&mut self, from: NodeId, r: SyncReply, cx: &mut Cx) {
+        if self.round_claims.len() < self.n || self.round_claims.contains_key(&from) {
+            self.round_claims.insert(from, (r.view, r.round));
+        }
         if let Some(c) = r.entered_by {
             self.on_blame_cert(c, cx);
         }
@@ -2391,15 +2420,17 @@ impl Half<ArtemisMsg, Safety> for Voter {
             }
             ArtemisMsg::SyncRequest => {
                 if from != self.id {
+                    let view = self.safety.view;
                     let reply = SyncReply {
-                        view: self.safety.view,
-                        entered_by: self.entered_by.filter(|c| c.view + 1 == self.safety.view),
+                        view,
+                        entered_by: self.entered_by.filter(|c| c.view + 1 == view),
                         quit: if self.quitting { self.quit_cert } else { None },
+                        round: self.views.get(&view).map_or(0, |v| v.max_outcome()),
                     };
                     cx.send(from, ArtemisMsg::SyncReply(reply));
                 }
             }
-            ArtemisMsg::SyncReply(r) => self.on_sync_reply(r, cx),
+            ArtemisMsg::SyncReply(r) => self.on_sync_reply(from, r, cx),
             ArtemisMsg::Forward { .. } | ArtemisMsg::Local(_) => {}
         }
     }
@@ -2747,6 +2778,61 @@ mod tests {
             a,
             Action::Broadcast { msg: ArtemisMsg::Blame(b) } if b.proof.is_some()
         )));
+    }
+
+    /// A replica restarted in a long view learns from the recovery replies how far the
+    /// rounds went, so it accepts the current votes (and can commit again); without
+    /// f + 1 such claims, a far-ahead round is refused.
+    #[test]
+    fn a_restarted_replica_accepts_votes_of_a_long_view() {
+        let n = 3;
+        let (keys, c) = setup(n);
+        let cfg = ReplicaConfig::new(NodeId(0), n);
+        let restored = Safety {
+            view: 1,
+            quit_view: 0,
+            last_vote: (1, 0),
+            lock: Lock::genesis(),
+            committed: (Block::genesis_digest(), 0, 0),
+        };
+        let round = 5000;
+        let r = Schedule::new(1, n).leader(round).unwrap();
+        let d = Digest::of(b"some block");
+        let prev = Digest::of(b"some vote");
+        let vote = ChainVote {
+            view: 1,
+            round,
+            block: d,
+            height: 900,
+            prev_round: round - 1,
+            prev,
+            voter: r,
+            signature: keys[r.index()].sign(&vote_id(1, round, &d, 900, round - 1, &prev)),
+            skips: Vec::new(),
+        };
+        let m = |x: ArtemisMsg| Verified::assume_verified(x);
+        for claims in [false, true] {
+            let mut v = Voter::new(&cfg, keys[0].clone(), c.clone(), Some(restored));
+            let mut cx = Cx::new(Duration::ZERO);
+            v.on_start(&mut cx);
+            if claims {
+                for from in [1u16, 2] {
+                    let reply = SyncReply {
+                        view: 1,
+                        entered_by: None,
+                        quit: None,
+                        round: round - 3,
+                    };
+                    v.on_message(NodeId(from), m(ArtemisMsg::SyncReply(reply)), &mut cx);
+                }
+            }
+            v.on_message(r, m(ArtemisMsg::Vote(Box::new(vote.clone()))), &mut cx);
+            let kept = v
+                .views
+                .get(&1)
+                .is_some_and(|x| x.entries.contains_key(&vote.id()));
+            assert_eq!(kept, claims);
+        }
     }
 
     #[test]
