@@ -26,7 +26,9 @@
 //!    [`RUN_AHEAD`] blocks above the highest of its blocks a round leader has voted for.
 //!    Non-leaders forward their batches to `L_v` (inline, or only the digests with
 //!    `payload_by_digest`), and re-forward what no block has carried yet after a view
-//!    change.
+//!    change. A leader half watches every block its node receives and never queues a
+//!    batch twice or one a block already carried, and learns of its root only once its
+//!    voter holds the root block (so it has seen the batches of the root's ancestors).
 //! 2. *Chained vote.* A vote `(v, r, X, height, prev_round p, prev)` names the block `X`
 //!    and the vote (or root) of round p that it extends; rounds `p+1 .. r−1` must have
 //!    skip certificates, which the vote carries. A replica *links* a vote when it holds
@@ -102,9 +104,10 @@
 //!   that took the peer into and out of its view); after that it knows every quit an
 //!   honest replica made, so its commits obey "not after quit". It signs no vote or skip
 //!   in the view `u` it reached by then (it may have missed votes and first sightings
-//!   sent before it came back), and no root vote until it has accepted a root
-//!   certificate of a view > u: honest replicas entered those views after it restarted,
-//!   so it saw all of them, and a root of a view > u extends every earlier commit. Its
+//!   sent before it came back), and no root vote until it enters a view with a lock
+//!   from a view > u (at least that view's certified root): honest replicas entered
+//!   those views after it restarted, so it saw all of their votes, and a root of a view
+//!   > u extends every earlier commit. Its
 //!   leader half never proposes in the view it restarted in. (The replies also carry the
 //!   sender's highest round, so that a replica restarted in a long view accepts votes
 //!   more than [`MAX_ROUND_AHEAD`] rounds beyond what it has seen itself: the (f+1)-th
