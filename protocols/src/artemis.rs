@@ -106,8 +106,8 @@
 //!   in the view `u` it reached by then (it may have missed votes and first sightings
 //!   sent before it came back), and no root vote until it enters a view with a lock
 //!   from a view > u (at least that view's certified root): honest replicas entered
-//!   those views after it restarted, so it saw all of their votes, and a root of a view
-//!   > u extends every earlier commit. Its
+//!   those views after it restarted, so it saw all of their votes, and the root of any
+//!   view after u extends every earlier commit. Its
 //!   leader half never proposes in the view it restarted in. (The replies also carry the
 //!   sender's highest round, so that a replica restarted in a long view accepts votes
 //!   more than [`MAX_ROUND_AHEAD`] rounds beyond what it has seen itself: the (f+1)-th
