@@ -7,8 +7,8 @@ use anyhow::{bail, Context, Result};
 use olympus_engine::node::{self, NodeSettings};
 use olympus_engine::placement::Placement;
 use olympus_protocols::{
-    apollo::Apollo, hotstuff::HotStuff, opt_sync::OptSync, sync_hotstuff::SyncHotStuff,
-    twochain::TwoChain,
+    apollo::Apollo, artemis::Artemis, hotstuff::HotStuff, opt_sync::OptSync,
+    sync_hotstuff::SyncHotStuff, twochain::TwoChain,
 };
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -22,6 +22,7 @@ pub const NODE_PROTOCOLS: &[&str] = &[
     "sync-hotstuff",
     "opt-sync",
     "apollo",
+    "artemis",
 ];
 
 /// Whether a node runs `protocol` (a name of [`NODE_PROTOCOLS`], or `optsync`, the
@@ -92,6 +93,7 @@ pub fn run(args: NodeArgs) -> Result<ExitCode> {
         "sync-hotstuff" => node::run::<SyncHotStuff>(settings),
         "opt-sync" | "optsync" => node::run::<OptSync>(settings),
         "apollo" => node::run::<Apollo>(settings),
+        "artemis" => node::run::<Artemis>(settings),
         other => bail!(
             "{}: protocol {other:?} cannot run on a node yet; known: {}",
             args.config.display(),

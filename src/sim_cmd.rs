@@ -23,6 +23,7 @@ pub const PROTOCOLS: &[&str] = &[
     "sync-hotstuff",
     "opt-sync",
     "apollo",
+    "artemis",
 ];
 
 /// Failing seeds printed in full after a sweep; the rest are counted.
@@ -37,7 +38,7 @@ duplicated (2%); the network partitions and heals; honest replicas crash and res
 from their persisted safety state (never more than f faulty at once, Byzantine ones \
 included); Twins equivocate in split worlds. After the window the network is reliable \
 and every honest replica must commit again within 10 s. For the synchronous protocols \
-(sync-hotstuff, opt-sync, apollo) f = (n-1)/2 and the faults stay within synchrony: delays \
+(sync-hotstuff, opt-sync, apollo, artemis) f = (n-1)/2 and the faults stay within synchrony: delays \
 below Δ, no loss and no partitions.
 
 Checked on every run: honest committed logs agree at every height; every executed \
@@ -48,8 +49,8 @@ most f Byzantine replicas).
 Exit status: 0 if no invariant was violated, 1 if one was (each failing seed prints the \
 one-line command that reproduces it), 2 on bad usage.")]
 pub struct SimArgs {
-    /// Protocol to simulate: hotstuff or twochain (n = 3f+1), sync-hotstuff, opt-sync or apollo
-    /// (synchronous: n = 2f+1, every message within Δ).
+    /// Protocol to simulate: hotstuff or twochain (n = 3f+1), sync-hotstuff, opt-sync,
+    /// apollo or artemis (synchronous: n = 2f+1, every message within Δ).
     #[arg(long)]
     pub protocol: String,
     /// Number of replicas.
@@ -94,6 +95,7 @@ pub fn run(args: SimArgs) -> Result<ExitCode> {
         "sync-hotstuff" => run_protocol::<olympus_protocols::sync_hotstuff::SyncHotStuff>(&args),
         "opt-sync" => run_protocol::<olympus_protocols::opt_sync::OptSync>(&args),
         "apollo" => run_protocol::<olympus_protocols::apollo::Apollo>(&args),
+        "artemis" => run_protocol::<olympus_protocols::artemis::Artemis>(&args),
         other => {
             eprintln!(
                 "error: unknown protocol `{other}`; known protocols: {}",

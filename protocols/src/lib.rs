@@ -15,6 +15,7 @@
 //! signatures into certificates).
 
 pub mod apollo;
+pub mod artemis;
 pub mod blocktree;
 pub mod certs;
 pub mod contract;
