@@ -23,7 +23,9 @@
 //!
 //! 1. *Stream.* `L_v`, once its root is certified, proposes a block whenever it has
 //!    batches, an empty block after an idle pause of Δ/2, and never more than
-//!    [`RUN_AHEAD`] blocks above the highest of its blocks a round leader has voted for.
+//!    [`RUN_AHEAD`] blocks above the highest of its blocks a round leader has voted for
+//!    — and a block that is not full only while fewer than [`PARTIAL_AHEAD`] wait for
+//!    a vote, so that under load blocks go out full.
 //!    Non-leaders forward their batches to `L_v` (inline, or only the digests with
 //!    `payload_by_digest`), and re-forward what no block has carried yet after a view
 //!    change. A leader half watches every block its node receives and never queues a
@@ -163,6 +165,9 @@ pub type Round = u64;
 pub const MAX_VOTE_GAP: u64 = 64;
 /// Most blocks the view leader runs ahead of the highest of its blocks voted for.
 pub const RUN_AHEAD: u64 = 64;
+/// A leader sends a block that is not full only while fewer than this many of its blocks
+/// wait for a vote (see `Leader::pump`).
+pub const PARTIAL_AHEAD: u64 = 2;
 /// Most blocks in one fetch reply (≥ [`MAX_VOTE_GAP`]: one reply covers one vote's gap).
 pub const MAX_FETCH_BLOCKS: usize = 128;
 /// Most skip certificates a vote carries (consecutive skipped rounds before it).
@@ -962,6 +967,21 @@ impl Leader {
         }
     }
 
+    /// Whether the waiting batches fill a block.
+    fn block_is_full(&self) -> bool {
+        if self.pending.len() >= self.cfg.max_batches_per_block {
+            return true;
+        }
+        let mut txs = 0usize;
+        for b in &self.pending {
+            txs += b.batch.txs.len();
+            if txs >= self.cfg.max_block_txs {
+                return true;
+            }
+        }
+        false
+    }
+
     fn base_height(&self) -> Height {
         self.root.map_or(0, |r| r.1).max(self.voted_height)
     }
@@ -986,6 +1006,12 @@ impl Leader {
                     self.idle_armed = true;
                     cx.set_timer(IDLE_TIMER, self.delta / 2);
                 }
+                return;
+            }
+            // Under load, blocks go out full: a partial block only while fewer than
+            // PARTIAL_AHEAD blocks wait for a vote; otherwise the batches wait for more
+            // (or for a vote, which pumps again).
+            if tip_h >= self.base_height() + PARTIAL_AHEAD && !self.block_is_full() {
                 return;
             }
             self.propose(false, cx);
@@ -2937,7 +2963,8 @@ mod tests {
     fn a_streaming_leader_stops_at_the_run_ahead_bound() {
         let n = 3;
         let (keys, _) = setup(n);
-        let cfg = ReplicaConfig::new(NodeId(1), n);
+        let mut cfg = ReplicaConfig::new(NodeId(1), n);
+        cfg.max_batches_per_block = 1; // every batch fills a block
         let mut l = Leader::new(&cfg, keys[1].clone(), None);
         let mut cx = Cx::new(Duration::ZERO);
         let local = |x: Local| Verified::assume_verified(ArtemisMsg::Local(Box::new(x)));
@@ -2974,5 +3001,55 @@ mod tests {
             proposed, RUN_AHEAD,
             "no more than RUN_AHEAD blocks ahead of the last vote"
         );
+    }
+
+    /// Blocks that are not full go out only while fewer than PARTIAL_AHEAD blocks wait
+    /// for a vote; the rest of the batches wait until they fill a block.
+    #[test]
+    fn partial_blocks_wait_while_enough_are_in_flight() {
+        let n = 3;
+        let (keys, _) = setup(n);
+        let mut cfg = ReplicaConfig::new(NodeId(1), n);
+        cfg.max_batches_per_block = 4;
+        let mut l = Leader::new(&cfg, keys[1].clone(), None);
+        let mut cx = Cx::new(Duration::ZERO);
+        let local = |x: Local| Verified::assume_verified(ArtemisMsg::Local(Box::new(x)));
+        l.on_message(
+            NodeId(1),
+            local(Local::Root {
+                view: 1,
+                block: Block::genesis_digest(),
+                height: 0,
+            }),
+            &mut cx,
+        );
+        let proposed = |cx: &Cx| {
+            cx.actions()
+                .iter()
+                .filter(|a| {
+                    matches!(
+                        a,
+                        Action::Broadcast {
+                            msg: ArtemisMsg::Propose(_)
+                        }
+                    )
+                })
+                .count() as u64
+        };
+        let mut batch = |i: u64, cx: &mut Cx| {
+            let b = BatchRef::new(Batch::new(vec![Transaction {
+                client: 2,
+                nonce: i,
+                payload: vec![0],
+            }]));
+            assert!(l.on_batch(b, cx));
+        };
+        for i in 0..PARTIAL_AHEAD + 3 {
+            batch(i, &mut cx);
+        }
+        // PARTIAL_AHEAD one-batch blocks, then three batches wait (a block takes four).
+        assert_eq!(proposed(&cx), PARTIAL_AHEAD);
+        batch(99, &mut cx);
+        assert_eq!(proposed(&cx), PARTIAL_AHEAD + 1, "a full block goes out");
     }
 }
