@@ -204,8 +204,9 @@ node-<i>.log, client.log and client.json.
 Exit status: 0 if every run succeeded; 1 if a run failed (a node died or was not ready, \
 the client failed, or nothing committed); 130 if interrupted; 2 on bad usage.")]
 pub struct BenchArgs {
-    /// Protocol to run (the nodes must implement it); a comma-separated list runs each in
-    /// turn [default: hotstuff; with --sweep: hotstuff,twochain].
+    /// Protocol to run: hotstuff, twochain (n = 3f+1), sync-hotstuff, opt-sync (or
+    /// optsync), apollo, artemis (n = 2f+1, timers from --delta-ms); a comma-separated
+    /// list runs each in turn [default: hotstuff; with --sweep: hotstuff,twochain].
     #[arg(long, value_delimiter = ',', value_name = "NAME[,NAME..]")]
     pub protocol: Option<Vec<String>>,
     /// Number of nodes; a comma-separated list runs each size in turn [default: 4].
@@ -256,7 +257,7 @@ pub struct BenchArgs {
     #[arg(long, default_value = "runs", value_name = "DIR")]
     pub out: PathBuf,
     /// Δ in milliseconds (synchronous protocols).
-    #[arg(long, default_value_t = 50, value_name = "MS")]
+    #[arg(long, visible_alias = "delta", default_value_t = 50, value_name = "MS")]
     pub delta_ms: u64,
     /// Base view timeout in milliseconds.
     #[arg(long, default_value_t = 1000, value_name = "MS")]
