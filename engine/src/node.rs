@@ -32,8 +32,10 @@
 //! - The protocol's safety state ([`DurableCell`] under `<data>/safety`): a restarted
 //!   node never votes against what it voted before.
 //! - The committed chain: every committed block is appended to a [`BatchLog`] under
-//!   `<data>/chain` (keyed by block digest, checksummed, synced before `append`
-//!   returns) before its receipts go out. At start the node replays it: the at-most-once
+//!   `<data>/chain` (keyed by block digest, checksummed) and its receipts wait until a
+//!   write-back covering it has finished — group commit on a syncer thread
+//!   (`Durability`), so the event loop never blocks on that disk flush and one flush
+//!   serves every block appended before it. At start the node replays it: the at-most-once
 //!   ledger is rebuilt, so a transaction executed before the crash is never executed
 //!   again, and the node reports the height it recovered to. A torn tail (a crash in
 //!   the middle of an append) is cut by the log's recovery; that block was not yet
@@ -44,16 +46,11 @@
 //!
 //! ## Placement
 //!
-//! This runner executes the *compact* plan: every role on one shard. That is the right
-//! plan for loopback clusters on small machines (several node processes share the
-//! cores). A plan with more than one shard is refused with a clear error until the
-//! cross-shard runner lands; the plan is printed at start-up either way.
-//!
-//! ## Not yet here
-//!
-//! Committed blocks and the client ledger live in memory: a restarted node restores its
-//! safety state (so it cannot vote twice) and resumes from its last committed block, but
-//! it does not yet replay its committed log from disk.
+//! This runner executes the *compact* plan (every role on one shard: the right plan for
+//! loopback clusters on small machines, where several node processes share the cores)
+//! and the *verify* plan (signature checks on a second shard). Plans that split network,
+//! mempool, leader and voter are refused with a clear error until the cross-shard runner
+//! lands; the plan is printed at start-up either way.
 
 use crate::dissem::{BatchStore, FetchBatches, Fetcher, Kind};
 use crate::driver::{Driver, DriverError, Env};
