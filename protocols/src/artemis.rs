@@ -2959,34 +2959,37 @@ mod tests {
         )));
     }
 
-    #[test]
-    fn a_streaming_leader_stops_at_the_run_ahead_bound() {
+    /// Node 1's leader half, leading view 1 with genesis as its root, batches taking
+    /// `batches_per_block` to fill a block.
+    fn streaming_leader(batches_per_block: usize) -> (Leader, Cx) {
         let n = 3;
         let (keys, _) = setup(n);
         let mut cfg = ReplicaConfig::new(NodeId(1), n);
-        cfg.max_batches_per_block = 1; // every batch fills a block
+        cfg.max_batches_per_block = batches_per_block;
         let mut l = Leader::new(&cfg, keys[1].clone(), None);
         let mut cx = Cx::new(Duration::ZERO);
-        let local = |x: Local| Verified::assume_verified(ArtemisMsg::Local(Box::new(x)));
-        l.on_message(
-            NodeId(1),
-            local(Local::Root {
-                view: 1,
-                block: Block::genesis_digest(),
-                height: 0,
-            }),
-            &mut cx,
-        );
-        for i in 0..(RUN_AHEAD + 20) {
-            let b = BatchRef::new(Batch::new(vec![Transaction {
-                client: 2,
-                nonce: i,
-                payload: vec![0],
-            }]));
-            assert!(l.on_batch(b, &mut cx));
-        }
-        let proposed = cx
-            .actions()
+        let root = Local::Root {
+            view: 1,
+            block: Block::genesis_digest(),
+            height: 0,
+        };
+        let msg = Verified::assume_verified(ArtemisMsg::Local(Box::new(root)));
+        l.on_message(NodeId(1), msg, &mut cx);
+        (l, cx)
+    }
+
+    /// Offers the leader a one-transaction batch.
+    fn offer(l: &mut Leader, nonce: u64, cx: &mut Cx) {
+        let b = BatchRef::new(Batch::new(vec![Transaction {
+            client: 2,
+            nonce,
+            payload: vec![0],
+        }]));
+        assert!(l.on_batch(b, cx));
+    }
+
+    fn proposals(cx: &Cx) -> u64 {
+        cx.actions()
             .iter()
             .filter(|a| {
                 matches!(
@@ -2996,9 +2999,18 @@ mod tests {
                     }
                 )
             })
-            .count() as u64;
+            .count() as u64
+    }
+
+    #[test]
+    fn a_streaming_leader_stops_at_the_run_ahead_bound() {
+        let (mut l, mut cx) = streaming_leader(1); // every batch fills a block
+        for i in 0..(RUN_AHEAD + 20) {
+            offer(&mut l, i, &mut cx);
+        }
         assert_eq!(
-            proposed, RUN_AHEAD,
+            proposals(&cx),
+            RUN_AHEAD,
             "no more than RUN_AHEAD blocks ahead of the last vote"
         );
     }
@@ -3007,49 +3019,13 @@ mod tests {
     /// for a vote; the rest of the batches wait until they fill a block.
     #[test]
     fn partial_blocks_wait_while_enough_are_in_flight() {
-        let n = 3;
-        let (keys, _) = setup(n);
-        let mut cfg = ReplicaConfig::new(NodeId(1), n);
-        cfg.max_batches_per_block = 4;
-        let mut l = Leader::new(&cfg, keys[1].clone(), None);
-        let mut cx = Cx::new(Duration::ZERO);
-        let local = |x: Local| Verified::assume_verified(ArtemisMsg::Local(Box::new(x)));
-        l.on_message(
-            NodeId(1),
-            local(Local::Root {
-                view: 1,
-                block: Block::genesis_digest(),
-                height: 0,
-            }),
-            &mut cx,
-        );
-        let proposed = |cx: &Cx| {
-            cx.actions()
-                .iter()
-                .filter(|a| {
-                    matches!(
-                        a,
-                        Action::Broadcast {
-                            msg: ArtemisMsg::Propose(_)
-                        }
-                    )
-                })
-                .count() as u64
-        };
-        let mut batch = |i: u64, cx: &mut Cx| {
-            let b = BatchRef::new(Batch::new(vec![Transaction {
-                client: 2,
-                nonce: i,
-                payload: vec![0],
-            }]));
-            assert!(l.on_batch(b, cx));
-        };
+        let (mut l, mut cx) = streaming_leader(4);
         for i in 0..PARTIAL_AHEAD + 3 {
-            batch(i, &mut cx);
+            offer(&mut l, i, &mut cx);
         }
         // PARTIAL_AHEAD one-batch blocks, then three batches wait (a block takes four).
-        assert_eq!(proposed(&cx), PARTIAL_AHEAD);
-        batch(99, &mut cx);
-        assert_eq!(proposed(&cx), PARTIAL_AHEAD + 1, "a full block goes out");
+        assert_eq!(proposals(&cx), PARTIAL_AHEAD);
+        offer(&mut l, 99, &mut cx);
+        assert_eq!(proposals(&cx), PARTIAL_AHEAD + 1, "a full block goes out");
     }
 }
