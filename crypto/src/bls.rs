@@ -1,5 +1,5 @@
-//! The BLS12-381 primitives olympus needs, on top of `blst` (min_pk: public keys in G1,
-//! signatures in G2).
+//! The BLS12-381 primitives olympus needs, on top of `blst` (min_sig: signatures in G1,
+//! public keys in G2).
 //!
 //! Everything that can see bytes from a peer goes through [`decode_sig`] /
 //! [`decode_sig_on_curve`] / [`decode_pk`], which never panic and reject bad encodings,
@@ -13,7 +13,7 @@
 //! file holds the crate's only `unsafe` code: four FFI calls into `blst` on values we
 //! own.
 
-use blst::min_pk::{
+use blst::min_sig::{
     AggregatePublicKey, AggregateSignature as BlstAggregateSignature, PublicKey, SecretKey,
     Signature as BlstSignature,
 };
@@ -22,25 +22,25 @@ use olympus_types::{PublicKeyBytes, Signature};
 use std::sync::OnceLock;
 
 /// Domain separation tag for signatures: the IETF BLS proof-of-possession ciphersuite
-/// with signatures in G2 (`draft-irtf-cfrg-bls-signature`, section 4.2.3).
-pub const DST_SIG: &[u8] = b"BLS_SIG_BLS12381G2_XMD:SHA-256_SSWU_RO_POP_";
+/// with signatures in G1 (`draft-irtf-cfrg-bls-signature`, section 4.2.3).
+pub const DST_SIG: &[u8] = b"BLS_SIG_BLS12381G1_XMD:SHA-256_SSWU_RO_POP_";
 /// Domain separation tag for proofs of possession in the same ciphersuite.
-pub const DST_POP: &[u8] = b"BLS_POP_BLS12381G2_XMD:SHA-256_SSWU_RO_POP_";
+pub const DST_POP: &[u8] = b"BLS_POP_BLS12381G1_XMD:SHA-256_SSWU_RO_POP_";
 
-/// A message hashed to G2 (affine), ready for a pairing.
+/// A message hashed to G1 (affine), ready for a pairing.
 #[derive(Clone, Copy)]
-pub(crate) struct HashedMsg(blst_p2_affine);
+pub(crate) struct HashedMsg(blst_p1_affine);
 
-/// Hashes `msg` to G2 with `dst` (hash_to_curve, `XMD:SHA-256_SSWU_RO`), exactly as
+/// Hashes `msg` to G1 with `dst` (hash_to_curve, `XMD:SHA-256_SSWU_RO`), exactly as
 /// `SecretKey::sign` does before multiplying by the secret.
 pub(crate) fn hash(msg: &[u8], dst: &[u8]) -> HashedMsg {
-    let mut p = blst_p2::default();
-    let mut a = blst_p2_affine::default();
+    let mut p = blst_p1::default();
+    let mut a = blst_p1_affine::default();
     let aug: &[u8] = &[];
     // SAFETY: `p` and `a` are valid, exclusively borrowed outputs; blst reads exactly
     // `msg.len()`, `dst.len()` and `aug.len()` bytes from the three input slices.
     unsafe {
-        blst::blst_hash_to_g2(
+        blst::blst_hash_to_g1(
             &mut p,
             msg.as_ptr(),
             msg.len(),
@@ -49,48 +49,48 @@ pub(crate) fn hash(msg: &[u8], dst: &[u8]) -> HashedMsg {
             aug.as_ptr(),
             aug.len(),
         );
-        blst::blst_p2_to_affine(&mut a, &p);
+        blst::blst_p1_to_affine(&mut a, &p);
     }
     HashedMsg(a)
 }
 
-/// The negated generator of G1, so that `e(pk, H) == e(g1, sig)` becomes one product of
-/// two Miller loops: `e(pk, H) * e(-g1, sig) == 1`.
-fn neg_g1() -> &'static blst_p1_affine {
-    static NEG_G1: OnceLock<blst_p1_affine> = OnceLock::new();
-    NEG_G1.get_or_init(|| {
-        let mut p = blst_p1::default();
-        let mut a = blst_p1_affine::default();
-        // SAFETY: `blst_p1_affine_generator` returns a pointer to a static constant;
+/// The negated generator of G2, so that `e(H, pk) == e(sig, g2)` becomes one product of
+/// two Miller loops: `e(H, pk) * e(sig, -g2) == 1`.
+fn neg_g2() -> &'static blst_p2_affine {
+    static NEG_G2: OnceLock<blst_p2_affine> = OnceLock::new();
+    NEG_G2.get_or_init(|| {
+        let mut p = blst_p2::default();
+        let mut a = blst_p2_affine::default();
+        // SAFETY: `blst_p2_affine_generator` returns a pointer to a static constant;
         // `p` and `a` are valid, exclusively borrowed locals.
         unsafe {
-            blst::blst_p1_from_affine(&mut p, blst::blst_p1_affine_generator());
-            blst::blst_p1_cneg(&mut p, true);
-            blst::blst_p1_to_affine(&mut a, &p);
+            blst::blst_p2_from_affine(&mut p, blst::blst_p2_affine_generator());
+            blst::blst_p2_cneg(&mut p, true);
+            blst::blst_p2_to_affine(&mut a, &p);
         }
         a
     })
 }
 
 fn pk_is_infinity(pk: &PublicKey) -> bool {
-    let a: &blst_p1_affine = pk.into();
+    let a: &blst_p2_affine = pk.into();
     // SAFETY: `a` is a valid reference for the duration of the call; blst only reads it.
-    unsafe { blst::blst_p1_affine_is_inf(a) }
-}
-
-fn sig_is_infinity(sig: &BlstSignature) -> bool {
-    let a: &blst_p2_affine = sig.into();
-    // SAFETY: as above.
     unsafe { blst::blst_p2_affine_is_inf(a) }
 }
 
-/// Checks `prod_i e(pk_i, H(m_i)) == e(g1, sig)` with one multi-Miller loop and one final
+fn sig_is_infinity(sig: &BlstSignature) -> bool {
+    let a: &blst_p1_affine = sig.into();
+    // SAFETY: as above.
+    unsafe { blst::blst_p1_affine_is_inf(a) }
+}
+
+/// Checks `prod_i e(H(m_i), pk_i) == e(sig, g2)` with one multi-Miller loop and one final
 /// exponentiation, on the calling thread.
 ///
-/// The caller must have checked that `sig` is in G2 (see [`decode_sig`]) and that every
+/// The caller must have checked that `sig` is in G1 (see [`decode_sig`]) and that every
 /// public key that went into the `pk_i` was validated (done once, in
 /// [`crate::Committee::new`]). An infinite `pk_i` or `sig` is rejected here: a sum of
-/// keys can cancel out, and `e(O, H) == e(g1, O)` would otherwise "verify".
+/// keys can cancel out, and `e(H, O) == e(O, g2)` would otherwise "verify".
 pub(crate) fn pairing_check(terms: &[(HashedMsg, PublicKey)], sig: &BlstSignature) -> bool {
     if terms.is_empty() || sig_is_infinity(sig) {
         return false;
@@ -101,19 +101,19 @@ pub(crate) fn pairing_check(terms: &[(HashedMsg, PublicKey)], sig: &BlstSignatur
     // The DST is unused by `raw_aggregate` (messages are hashed already).
     let mut ctx = Pairing::new(true, DST_SIG);
     for (h, pk) in terms {
-        ctx.raw_aggregate(&h.0, pk.into());
+        ctx.raw_aggregate(pk.into(), &h.0);
     }
-    ctx.raw_aggregate(sig.into(), neg_g1());
+    ctx.raw_aggregate(neg_g2(), sig.into());
     ctx.commit();
     ctx.finalverify(None)
 }
 
-/// Decodes and validates a public key (on the curve, in G1, not infinity).
+/// Decodes and validates a public key (on the curve, in G2, not infinity).
 pub(crate) fn decode_pk(pk: &PublicKeyBytes) -> Option<PublicKey> {
     PublicKey::key_validate(&pk.0).ok()
 }
 
-/// Decodes a signature received from anyone: on the curve, in G2, not infinity.
+/// Decodes a signature received from anyone: on the curve, in G1, not infinity.
 pub(crate) fn decode_sig(sig: &Signature) -> Option<BlstSignature> {
     let s = decode_sig_on_curve(sig)?;
     (s.subgroup_check() && !sig_is_infinity(&s)).then_some(s)
@@ -126,7 +126,7 @@ pub(crate) fn decode_sig_on_curve(sig: &Signature) -> Option<BlstSignature> {
     BlstSignature::from_bytes(&sig.0).ok()
 }
 
-/// Whether `sig` is in G2 and not the point at infinity.
+/// Whether `sig` is in G1 and not the point at infinity.
 pub(crate) fn sig_is_valid_point(sig: &BlstSignature) -> bool {
     sig.subgroup_check() && !sig_is_infinity(sig)
 }
@@ -158,6 +158,26 @@ pub(crate) fn sign(sk: &SecretKey, msg: &[u8], dst: &[u8]) -> Signature {
     Signature(sk.sign(msg, dst, &[]).compress())
 }
 
+/// The uncompressed encoding (x || y, big-endian) of a hashed message, for checking
+/// hash-to-curve against published vectors.
+#[cfg(test)]
+pub(crate) fn uncompressed(h: &HashedMsg) -> [u8; 96] {
+    BlstSignature::from(h.0).serialize()
+}
+
+/// Whether the G1 point `g1_key` and our G2 public key are `s·g1` and `s·g2` for one
+/// scalar `s`: `e(g1_key, g2) == e(g1, pk)`.
+#[cfg(test)]
+pub(crate) fn same_secret(g1_key: &blst::min_pk::PublicKey, pk: &PublicKeyBytes) -> bool {
+    let Some(pk) = decode_pk(pk) else {
+        return false;
+    };
+    let as_sig = BlstSignature::from(blst_p1_affine::from(*g1_key));
+    // SAFETY: `blst_p1_affine_generator` returns a pointer to a static constant.
+    let g1 = HashedMsg(unsafe { *blst::blst_p1_affine_generator() });
+    pairing_check(&[(g1, pk)], &as_sig)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -183,14 +203,14 @@ mod tests {
     #[test]
     fn infinity_is_rejected() {
         // Compressed infinity: flags 0b110, all else zero.
-        let mut inf = [0u8; 96];
+        let mut inf = [0u8; olympus_types::SIGNATURE_LEN];
         inf[0] = 0xc0;
         assert!(decode_sig_on_curve(&Signature(inf)).is_some());
         assert!(decode_sig(&Signature(inf)).is_none());
-        let mut inf_pk = [0u8; 48];
+        let mut inf_pk = [0u8; olympus_types::PUBLIC_KEY_LEN];
         inf_pk[0] = 0xc0;
         assert!(decode_pk(&PublicKeyBytes(inf_pk)).is_none());
-        // e(O, H) == e(g1, O) must not pass.
+        // e(H, O) == e(O, g2) must not pass.
         let o_sig = decode_sig_on_curve(&Signature(inf)).unwrap();
         let o_pk = PublicKey::default();
         assert!(!pairing_check(&[(hash(b"m", DST_SIG), o_pk)], &o_sig));

@@ -201,6 +201,7 @@ impl std::fmt::Debug for CertCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use olympus_types::SIGNATURE_LEN;
 
     fn key(i: u8) -> CacheKey {
         CacheKey([i; 32])
@@ -243,7 +244,7 @@ mod tests {
         other.signers.insert(NodeId(1));
         assert_ne!(base, CacheKey::single(&fp, &msg, &other));
         let mut other = agg;
-        other.signature.0[95] ^= 1;
+        other.signature.0[SIGNATURE_LEN - 1] ^= 1;
         assert_ne!(base, CacheKey::single(&fp, &msg, &other));
         assert_ne!(base, CacheKey::multi(&fp, &[(NodeId(0), msg)], &agg));
     }

@@ -2,7 +2,7 @@
 
 use crate::cache::{CacheKey, CertCache};
 use crate::{bls, insecure, CryptoError, Keypair, Scheme};
-use blst::min_pk::{PublicKey, Signature as BlstSignature};
+use blst::min_sig::{PublicKey, Signature as BlstSignature};
 use olympus_types::limits::MAX_NODES;
 use olympus_types::{AggregateSignature, Digest, NodeId, PublicKeyBytes, Signature, SignerSet};
 use std::collections::{HashSet, VecDeque};
@@ -18,7 +18,7 @@ pub const APK_CACHE_CAPACITY: usize = 16;
 /// this is checked one vote at a time instead of being split further.
 const BISECT_BELOW: usize = 4;
 
-/// The committee's public keys, parsed and validated once (on the curve, in G1, not the
+/// The committee's public keys, parsed and validated once (on the curve, in G2, not the
 /// point at infinity, no two members with the same key), and every check of a signature
 /// or certificate against them.
 ///
@@ -51,7 +51,7 @@ impl Committee {
     ///
     /// Errors: [`CryptoError::BadCommitteeSize`] unless `1 <= keys.len() <= MAX_NODES`,
     /// [`CryptoError::InvalidPublicKey`] for a BLS key that does not decode to a point
-    /// of G1 other than infinity, [`CryptoError::DuplicatePublicKey`] for a key already
+    /// of G2 other than infinity, [`CryptoError::DuplicatePublicKey`] for a key already
     /// held by an earlier member (it would count one signature twice).
     ///
     /// This does not check proofs of possession: use [`Committee::with_proofs`] for keys
@@ -160,6 +160,13 @@ impl Committee {
         self.fingerprint
     }
 
+    /// Empties the cache of verified signatures and certificates, so that the next check
+    /// of each does the full work again. For benchmarks: nothing else needs it, since
+    /// the cache holds only what verified against this very committee.
+    pub fn forget_verified(&self) {
+        self.verified.clear();
+    }
+
     /// Checks `signer`'s signature on `msg`. The signature is decoded and group-checked
     /// (it comes from the network); the key was validated at construction.
     pub fn verify(&self, signer: NodeId, msg: &Digest, sig: &Signature) -> Result<(), CryptoError> {
@@ -255,7 +262,7 @@ impl Committee {
     ) -> Result<(), CryptoError> {
         let ok = match self.scheme {
             Scheme::Insecure => {
-                let mut expect = Signature([0; 96]);
+                let mut expect = Signature::EMPTY;
                 for id in agg.signers.iter() {
                     insecure::xor_into(
                         &mut expect,
@@ -598,7 +605,7 @@ impl Committee {
     ) -> Result<(), CryptoError> {
         let ok = match self.scheme {
             Scheme::Insecure => {
-                let mut expect = Signature([0; 96]);
+                let mut expect = Signature::EMPTY;
                 for (id, msg) in msgs {
                     insecure::xor_into(
                         &mut expect,
@@ -636,7 +643,7 @@ impl Committee {
 fn insecure_aggregate(votes: impl Iterator<Item = (NodeId, Signature)>) -> AggregateSignature {
     let mut agg = AggregateSignature {
         signers: SignerSet::new(),
-        signature: Signature([0; 96]),
+        signature: Signature::EMPTY,
     };
     for (id, sig) in votes {
         if agg.signers.insert(id) {

@@ -10,13 +10,13 @@
 //! tests always use [`Scheme::Bls`](crate::Scheme::Bls).
 //!
 //! - secret: 32 bytes;
-//! - public key: 48 bytes of BLAKE3-XOF(ctx_pk; secret);
-//! - signature: 96 bytes of BLAKE3-XOF(ctx_sig; public || message);
-//! - proof of possession: 96 bytes of BLAKE3-XOF(ctx_pop; public);
+//! - public key: 96 bytes of BLAKE3-XOF(ctx_pk; secret), as many as a BLS key;
+//! - signature: 48 bytes of BLAKE3-XOF(ctx_sig; public || message);
+//! - proof of possession: 48 bytes of BLAKE3-XOF(ctx_pop; public);
 //! - aggregate: XOR of the signatures (a set of distinct signers, so nothing cancels);
 //!   an aggregate verifies if it equals the XOR of the signers' expected signatures.
 
-use olympus_types::{PublicKeyBytes, Signature};
+use olympus_types::{PublicKeyBytes, Signature, PUBLIC_KEY_LEN, SIGNATURE_LEN};
 
 const CTX_PUBLIC: &str = "olympus 2025 insecure-sim-scheme v1 public key";
 const CTX_SIGN: &str = "olympus 2025 insecure-sim-scheme v1 signature";
@@ -25,7 +25,7 @@ const CTX_POP: &str = "olympus 2025 insecure-sim-scheme v1 proof of possession";
 pub(crate) fn public(secret: &[u8; 32]) -> PublicKeyBytes {
     let mut h = blake3::Hasher::new_derive_key(CTX_PUBLIC);
     h.update(secret);
-    let mut out = [0u8; 48];
+    let mut out = [0u8; PUBLIC_KEY_LEN];
     h.finalize_xof().fill(&mut out);
     PublicKeyBytes(out)
 }
@@ -35,7 +35,7 @@ pub(crate) fn sign(public: &PublicKeyBytes, msg: &[u8; 32]) -> Signature {
     let mut h = blake3::Hasher::new_derive_key(CTX_SIGN);
     h.update(&public.0);
     h.update(msg);
-    let mut out = [0u8; 96];
+    let mut out = [0u8; SIGNATURE_LEN];
     h.finalize_xof().fill(&mut out);
     Signature(out)
 }
@@ -43,7 +43,7 @@ pub(crate) fn sign(public: &PublicKeyBytes, msg: &[u8; 32]) -> Signature {
 pub(crate) fn proof_of_possession(public: &PublicKeyBytes) -> Signature {
     let mut h = blake3::Hasher::new_derive_key(CTX_POP);
     h.update(&public.0);
-    let mut out = [0u8; 96];
+    let mut out = [0u8; SIGNATURE_LEN];
     h.finalize_xof().fill(&mut out);
     Signature(out)
 }

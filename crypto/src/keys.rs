@@ -1,7 +1,7 @@
 //! A replica's own key pair.
 
 use crate::{bls, insecure, CryptoError, Scheme};
-use blst::min_pk::SecretKey;
+use blst::min_sig::SecretKey;
 use olympus_types::{Digest, NodeId, PublicKeyBytes, Signature};
 
 /// A replica's key pair: its id, the scheme, the public key bytes and the secret.
@@ -98,7 +98,7 @@ impl Keypair {
         }
     }
 
-    /// The public key (for BLS: a compressed G1 point).
+    /// The public key (for BLS: a compressed G2 point).
     pub fn public(&self) -> PublicKeyBytes {
         self.public
     }

@@ -38,7 +38,7 @@
 
 use olympus_crypto::{Committee, Keypair};
 use olympus_types::frame::LEN_PREFIX;
-use olympus_types::{Digest, NodeId, Signature, Statement};
+use olympus_types::{Digest, NodeId, Signature, Statement, SIGNATURE_LEN};
 use std::time::Duration;
 
 /// Version of the handshake (and of the framing that follows it).
@@ -56,9 +56,9 @@ const TAG_WELCOME: u8 = 4;
 /// Body bytes of a `Hello`.
 pub const HELLO_LEN: usize = HEADER + 32 + 2 + 2 + 32;
 /// Body bytes of a `Challenge`.
-pub const CHALLENGE_LEN: usize = HEADER + 2 + 32 + 96;
+pub const CHALLENGE_LEN: usize = HEADER + 2 + 32 + SIGNATURE_LEN;
 /// Body bytes of a `Proof`.
-pub const PROOF_LEN: usize = HEADER + 96;
+pub const PROOF_LEN: usize = HEADER + SIGNATURE_LEN;
 /// Body bytes of a `Welcome`.
 pub const WELCOME_LEN: usize = HEADER;
 /// The largest handshake message body.
@@ -190,7 +190,7 @@ impl<'a> Dialer<'a> {
         let mut rest = open(body, TAG_CHALLENGE, CHALLENGE_LEN)?;
         let listener = NodeId(u16::from_le_bytes(take::<2>(&mut rest)));
         let nonce_l = take::<32>(&mut rest);
-        let sig = Signature(take::<96>(&mut rest));
+        let sig = Signature(take::<SIGNATURE_LEN>(&mut rest));
         if listener != self.target {
             return Err(HandshakeError::WrongPeer {
                 expected: self.target,
@@ -284,7 +284,7 @@ impl Acceptor {
         body: &[u8],
     ) -> Result<(NodeId, Vec<u8>), HandshakeError> {
         let mut rest = open(body, TAG_PROOF, PROOF_LEN)?;
-        let sig = Signature(take::<96>(&mut rest));
+        let sig = Signature(take::<SIGNATURE_LEN>(&mut rest));
         let msg = dialer_statement(&self.fp, self.dialer, self.me, &self.nonce_d, &self.nonce_l);
         committee
             .verify(self.dialer, &msg, &sig)

@@ -63,14 +63,20 @@ impl std::fmt::Debug for SignerSet {
     }
 }
 
-/// A signature: a compressed BLS12-381 G2 point (min_pk), or the same number of bytes
+/// Bytes of a [`Signature`]: a compressed BLS12-381 G1 point.
+pub const SIGNATURE_LEN: usize = 48;
+/// Bytes of a [`PublicKeyBytes`]: a compressed BLS12-381 G2 point.
+pub const PUBLIC_KEY_LEN: usize = 96;
+
+/// A signature: a compressed BLS12-381 G1 point (min_sig: signatures are the small,
+/// cheap-to-make points, signed and checked on every vote), or the same number of bytes
 /// from the simulator's insecure scheme.
 #[derive(Archive, Serialize, Deserialize, Clone, Copy, PartialEq, Eq, Hash)]
 #[rkyv(derive(Debug))]
-pub struct Signature(pub [u8; 96]);
+pub struct Signature(pub [u8; SIGNATURE_LEN]);
 
 impl Signature {
-    pub const EMPTY: Signature = Signature([0; 96]);
+    pub const EMPTY: Signature = Signature([0; SIGNATURE_LEN]);
 }
 
 impl std::fmt::Debug for Signature {
@@ -83,10 +89,10 @@ impl std::fmt::Debug for Signature {
     }
 }
 
-/// A public key: a compressed BLS12-381 G1 point (min_pk).
+/// A public key: a compressed BLS12-381 G2 point (min_sig).
 #[derive(Archive, Serialize, Deserialize, Clone, Copy, PartialEq, Eq, Hash)]
 #[rkyv(derive(Debug))]
-pub struct PublicKeyBytes(pub [u8; 48]);
+pub struct PublicKeyBytes(pub [u8; PUBLIC_KEY_LEN]);
 
 impl std::fmt::Debug for PublicKeyBytes {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

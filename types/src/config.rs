@@ -37,9 +37,9 @@ pub struct MemberConfig {
     pub peer_addr: SocketAddr,
     /// Where clients connect.
     pub client_addr: SocketAddr,
-    /// Hex of the 48-byte compressed BLS public key.
+    /// Hex of the 96-byte compressed BLS public key (a G2 point).
     pub public_key: String,
-    /// Hex of the 96-byte proof of possession of that key.
+    /// Hex of the 48-byte proof of possession of that key (a G1 point).
     pub proof_of_possession: String,
 }
 
@@ -119,10 +119,10 @@ fn hex_array<const N: usize>(what: &str, id: u16, s: &str) -> Result<[u8; N], Co
 }
 
 impl MemberConfig {
-    pub fn public_key_bytes(&self) -> Result<[u8; 48], ConfigError> {
+    pub fn public_key_bytes(&self) -> Result<[u8; crate::PUBLIC_KEY_LEN], ConfigError> {
         hex_array("public_key", self.id, &self.public_key)
     }
-    pub fn pop_bytes(&self) -> Result<[u8; 96], ConfigError> {
+    pub fn pop_bytes(&self) -> Result<[u8; crate::SIGNATURE_LEN], ConfigError> {
         hex_array("proof_of_possession", self.id, &self.proof_of_possession)
     }
 }
@@ -218,8 +218,8 @@ mod tests {
             id,
             peer_addr: format!("127.0.0.1:{}", 7000 + id).parse().unwrap(),
             client_addr: format!("127.0.0.1:{}", 8000 + id).parse().unwrap(),
-            public_key: hex::encode([id as u8; 48]),
-            proof_of_possession: hex::encode([1u8; 96]),
+            public_key: hex::encode([id as u8; crate::PUBLIC_KEY_LEN]),
+            proof_of_possession: hex::encode([1u8; crate::SIGNATURE_LEN]),
         }
     }
 
@@ -262,7 +262,7 @@ mod tests {
             .validate()
             .unwrap_err()
             .to_string()
-            .contains("expected 48"));
+            .contains("expected 96"));
         let mut c = node();
         c.id = 4;
         assert!(c

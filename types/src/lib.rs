@@ -19,7 +19,10 @@ pub mod limits;
 pub mod tx;
 
 pub use block::{Block, Payload};
-pub use cert::{AggregateSignature, PublicKeyBytes, QuorumCert, Signature, SignerSet};
+pub use cert::{
+    AggregateSignature, PublicKeyBytes, QuorumCert, Signature, SignerSet, PUBLIC_KEY_LEN,
+    SIGNATURE_LEN,
+};
 pub use digest::{Digest, Statement};
 pub use ids::{Height, NodeId, View};
 pub use tx::{Batch, Transaction};

@@ -4,7 +4,7 @@
 use olympus_types::frame::{decode, encode, encode_frame, FrameReader};
 use olympus_types::{
     AggregateSignature, Batch, Block, Digest, NodeId, Payload, QuorumCert, Signature, SignerSet,
-    Transaction,
+    Transaction, SIGNATURE_LEN,
 };
 use proptest::prelude::*;
 
@@ -30,8 +30,8 @@ fn batch() -> impl Strategy<Value = Batch> {
 }
 
 fn signature() -> impl Strategy<Value = Signature> {
-    proptest::collection::vec(any::<u8>(), 96).prop_map(|v| {
-        let mut s = [0u8; 96];
+    proptest::collection::vec(any::<u8>(), SIGNATURE_LEN).prop_map(|v| {
+        let mut s = [0u8; SIGNATURE_LEN];
         s.copy_from_slice(&v);
         Signature(s)
     })
