@@ -101,7 +101,9 @@
 //!   previous point, in later views by induction: every later vote extends its view's
 //!   root). Locks only grow, so every later root, vote and commit extends `X_{r−f}`.
 //! - *Crashes.* Everything a signature depends on (`last_vote`, `quit_view`, the lock) is
-//!   persisted before the signature leaves. A restarted replica is passive for 2Δ while
+//!   persisted before the signature leaves. The committed mark is persisted lazily (see
+//!   the `contract` module): a restarted replica may deliver again up to
+//!   `COMMIT_PERSIST_EVERY` blocks it had delivered, which the engine ignores. A restarted replica is passive for 2Δ while
 //!   it asks everybody for its view (`SyncRequest`/`SyncReply`: the blame certificates
 //!   that took the peer into and out of its view); after that it knows every quit an
 //!   honest replica made, so its commits obey "not after quit". It signs no vote or skip
@@ -1806,7 +1808,9 @@ impl Voter {
                 self.safety.committed = self.tree.committed();
                 let h = self.safety.committed.1;
                 self.slots = self.slots.split_off(&(h + 1));
-                cx.persist(self.safety);
+                if crate::contract::persist_commit_mark(committed_h, h) {
+                    cx.persist(self.safety);
+                }
             }
             Err(CommitError::Unknown(d)) => {
                 // Ancestors missing (catching up): fetched by whoever sent the votes.

@@ -21,12 +21,32 @@
 //! batch of actions leaves the node: that is what makes "persist, then vote" safe across
 //! crashes. A restarted replica is created with the last persisted safety state and
 //! nothing else.
+//!
+//! ## The committed mark is persisted lazily
+//!
+//! What makes a vote safe (views, votes cast, locks) is persisted before anything leaves.
+//! The committed block, which only tells a restarted replica where to deliver on from,
+//! is persisted by the synchronous protocols only when the committed height crosses a
+//! multiple of [`COMMIT_PERSIST_EVERY`] ([`persist_commit_mark`]), or along with any
+//! other persist. A restarted replica may therefore deliver again up to that many blocks
+//! it had delivered: the engine's chain log keeps one copy of a block and its ledger
+//! executes a transaction once, and the simulator accepts such repeats from a replica
+//! that restarted. That takes an `fdatasync` off the path of every commit.
 
 use olympus_crypto::{Committee, Keypair};
 use olympus_types::{Block, Digest, NodeId, QuorumCert, View};
 use std::fmt::Debug;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// See "The committed mark is persisted lazily" in the module docs.
+pub const COMMIT_PERSIST_EVERY: u64 = 32;
+
+/// Whether a commit that took the committed height from `before` to `after` persists the
+/// committed mark now: when it crosses a multiple of [`COMMIT_PERSIST_EVERY`].
+pub fn persist_commit_mark(before: u64, after: u64) -> bool {
+    before / COMMIT_PERSIST_EVERY != after / COMMIT_PERSIST_EVERY
+}
 
 /// Which half of the receiving node consumes a message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -392,4 +412,21 @@ pub trait Protocol: 'static {
         committee: Arc<Committee>,
         restored: Option<Self::Safety>,
     ) -> (Self::Leader, Self::Voter);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_committed_mark_is_persisted_when_the_height_crosses_a_multiple() {
+        let k = COMMIT_PERSIST_EVERY;
+        assert!(!persist_commit_mark(0, 1));
+        assert!(!persist_commit_mark(1, k - 1));
+        assert!(persist_commit_mark(k - 1, k));
+        // A chain committed at once that jumps over a multiple persists too.
+        assert!(persist_commit_mark(k - 2, k + 3));
+        assert!(!persist_commit_mark(k, 2 * k - 1));
+        assert!(persist_commit_mark(k + 1, 5 * k));
+    }
 }

@@ -69,6 +69,10 @@
 //! (The simulator still counts a restarted replica against the fault budget for a short
 //! grace period, covering that window.) A restarted leader half never proposes in the
 //! view it restarted in, so it cannot equivocate with what it proposed before the crash.
+//! The committed mark in [`Safety`] is persisted lazily (see the `contract` module): it
+//! only says where a restarted replica delivers on from, so it may restart up to
+//! `COMMIT_PERSIST_EVERY` blocks below what it had committed and deliver those again
+//! (the engine ignores the repeats); nothing a vote depends on is persisted lazily.
 
 use crate::blocktree::{BlockTree, CommitError};
 use crate::contract::{
@@ -1367,7 +1371,9 @@ impl Voter {
                 // there again): forget them, so that a long view stays within bounds.
                 self.slots = self.slots.split_off(&(h + 1));
                 self.props = self.props.split_off(&(h + 1));
-                cx.persist(self.safety);
+                if crate::contract::persist_commit_mark(committed_h, h) {
+                    cx.persist(self.safety);
+                }
             }
             Err(CommitError::Unknown(_)) => {}
             Err(CommitError::Conflict { target, committed }) => {

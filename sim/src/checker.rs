@@ -7,7 +7,10 @@
 //!    any other honest commit at that height with another digest is a `conflict`,
 //!    reported once per replica with both digests. Each replica's own log must also go
 //!    up by exactly one height per commit, link each block to the previous one, and
-//!    carry the block's true digest (`commit-order`).
+//!    carry the block's true digest (`commit-order`). The one exception: a replica that
+//!    restarted may deliver again the last `COMMIT_PERSIST_EVERY` blocks its log holds,
+//!    each at its own height (protocols persist their committed mark lazily; the
+//!    engine's chain log and ledger ignore such repeats).
 //! 2. **Validity and at-most-once.** Every transaction a ledger executes was created by
 //!    a client, with that payload (`unknown-tx`); a transaction appears in one
 //!    replica's raw committed log at most as many times as its client submitted it

@@ -37,7 +37,8 @@ pub mod bugs {
     /// Correct.
     pub const NONE: u8 = 0;
     /// Voters never persist their committed height: after a restart they commit from
-    /// height 1 again (commit-order checker).
+    /// height 1 again (commit-order checker, once that is more than
+    /// `COMMIT_PERSIST_EVERY` blocks back).
     pub const NO_PERSIST: u8 = 1;
     /// The primary sends different blocks to odd and even nodes (agreement checker).
     pub const FORK: u8 = 2;
