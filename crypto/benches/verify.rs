@@ -37,6 +37,36 @@ fn bench(scheme: Scheme, n: usize, iters: u32) {
         c.forget_verified();
         c.verify(NodeId(0), black_box(&m), black_box(&sig)).unwrap();
     });
+    // A burst of k proposals from one leader: k checks, or one batch (`prime`) first.
+    for k in [2u64, 4, 8] {
+        let burst: Vec<_> = (0..k)
+            .map(|i| {
+                let d = Statement::new("bench/burst").u64(i).finish();
+                (NodeId(0), d, keys[0].sign(&d))
+            })
+            .collect();
+        time(
+            &format!("{tag}: {k} signatures, one verify each"),
+            iters / 4,
+            || {
+                c.forget_verified();
+                for (s, d, sig) in &burst {
+                    c.verify(*s, d, sig).unwrap();
+                }
+            },
+        );
+        time(
+            &format!("{tag}: {k} signatures, prime then verify"),
+            iters / 4,
+            || {
+                c.forget_verified();
+                assert_eq!(c.prime(black_box(&burst)), k as usize);
+                for (s, d, sig) in &burst {
+                    c.verify(*s, d, sig).unwrap();
+                }
+            },
+        );
+    }
     time(&format!("{tag}: verify_aggregate"), iters, || {
         c.forget_verified();
         c.verify_aggregate(black_box(&m), black_box(&agg), q)

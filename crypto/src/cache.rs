@@ -43,7 +43,7 @@ struct Inner {
 }
 
 /// The key of one verified certificate.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub(crate) struct CacheKey([u8; 32]);
 
 const CTX_KEY: &str = "olympus 2025 certificate cache key v1";

@@ -23,6 +23,7 @@
 //! | `olympus_frames_in_total{from}` | counter | frames handled, `from` = `peer` or `client` |
 //! | `olympus_frames_rejected_total{reason}` | counter | frames refused: `decode` (peer bytes), `signature`, `client_decode`, `client_submit` |
 //! | `olympus_verify_us` | histogram | signature and certificate checks of one peer message |
+//! | `olympus_batch_verify_us`, `olympus_signatures_batched_total`, `olympus_signature_batches_failed_total` | histogram, counter, counter | one batch check of the signatures of a loop turn's frames (`prime`), the signatures it verified, the batches that did not hold (or gained nothing) |
 //! | `olympus_batches_taken_total`, `olympus_batch_txs` | counter, histogram | batches the leader half took, transactions in each |
 //! | `olympus_busy_txs_total` | counter | transactions refused with Busy (pool full) |
 //! | `olympus_persist_us`, `olympus_chain_append_us`, `olympus_chain_sync_us` | histogram | safety-state store (one fdatasync), chain-log append (into the mapping), chain-log write-back (on the syncer thread, covering every block appended before it) |
@@ -190,6 +191,14 @@ fn describe() {
         ),
         ("olympus_commits_total", "committed blocks"),
         (
+            "olympus_signatures_batched_total",
+            "signatures verified in a batch before their messages were handled",
+        ),
+        (
+            "olympus_signature_batches_failed_total",
+            "signature batches that did not all verify or held nothing new (each message is then checked alone)",
+        ),
+        (
             "olympus_committed_txs_total",
             "committed transactions new to the ledger",
         ),
@@ -242,6 +251,10 @@ fn describe() {
         (
             "olympus_verify_us",
             "microseconds to check the signatures of a peer message",
+        ),
+        (
+            "olympus_batch_verify_us",
+            "microseconds to check the signatures of a loop turn's frames in one batch",
         ),
         (
             "olympus_batch_txs",
@@ -314,6 +327,9 @@ pub struct Meters {
     rejected_client_decode: Counter,
     rejected_client_submit: Counter,
     verify_us: Histogram,
+    batch_verify_us: Histogram,
+    signatures_batched: Counter,
+    signature_batches_failed: Counter,
     batches_taken: Counter,
     batch_txs: Histogram,
     busy_txs: Counter,
@@ -369,6 +385,9 @@ impl Meters {
             rejected_client_decode: rejected("client_decode"),
             rejected_client_submit: rejected("client_submit"),
             verify_us: metrics::histogram!("olympus_verify_us"),
+            batch_verify_us: metrics::histogram!("olympus_batch_verify_us"),
+            signatures_batched: metrics::counter!("olympus_signatures_batched_total"),
+            signature_batches_failed: metrics::counter!("olympus_signature_batches_failed_total"),
             batches_taken: metrics::counter!("olympus_batches_taken_total"),
             batch_txs: metrics::histogram!("olympus_batch_txs"),
             busy_txs: metrics::counter!("olympus_busy_txs_total"),
@@ -464,6 +483,16 @@ impl Meters {
     /// One peer message's signatures were checked in `took`.
     pub fn verified(&self, took: Duration) {
         self.verify_us.record(us(took));
+    }
+
+    /// A batch check of `claims` signatures took `took` and verified `primed` of them
+    /// (0: it failed, or found them all verified already).
+    pub fn primed(&self, claims: usize, primed: usize, took: Duration) {
+        self.batch_verify_us.record(us(took));
+        self.signatures_batched.increment(primed as u64);
+        if primed == 0 && claims > 1 {
+            self.signature_batches_failed.increment(1);
+        }
     }
 
     /// The leader half took a batch of `txs` transactions.

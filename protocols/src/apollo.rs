@@ -24,7 +24,7 @@
 //! and either p = 1, the parent is the certified root and the (verified) justify is a
 //! root certificate of v, or p ≥ 2 and the parent is a valid steady block of v at p − 1
 //! with the same justify. Every block that becomes valid at a replica is forwarded by it
-//! to all (the first time only).
+//! to all but the block's signer, which holds it already (the first time only).
 //!
 //! 1. *Propose.* When a replica has delivered the block at position p − 1 of view v (the
 //!    root for p = 1) and is `leader(v, p)`, its leader half signs and broadcasts a
@@ -124,7 +124,8 @@
 //! a deliberate change from the reference's one-hop relay to `leader(r+1)`: it is what
 //! lets every honest replica hold a committed window before it locks (it costs n²
 //! messages per block, each verified once by `verify`; copies of a block already held are
-//! then dropped by digest); blame on a per-position timeout or on equivocation; the
+//! then dropped by digest; the signer is left out, or it would spend a pairing check on
+//! its own signature); blame on a per-position timeout or on equivocation; the
 //! quit-view and the Sync HotStuff-style view change with statuses, 2Δ waits and
 //! re-proposal of the highest-ranked lock; the 2Δ root commit (without it, a view whose
 //! f Byzantine round leaders sit between every f+1 honest ones — e.g. n = 5, silent
@@ -459,6 +460,14 @@ fn verify_proposal(p: &Proposal, committee: &Committee) -> Result<(), VerifyErro
             &p.signature,
         )
         .map_err(|_| VerifyError::BadSignature(signer))
+}
+
+/// [`Protocol::claims`]: a proposal's signature (steady block or re-proposal).
+pub fn claims(msg: &ApolloMsg, committee: &Committee, out: &mut Vec<crate::Claim>) {
+    if let ApolloMsg::Propose(p) = msg {
+        let statement = proposal_statement(p.view, p.root, &p.block.digest());
+        out.push((p.signer(committee.size()), statement, p.signature));
+    }
 }
 
 fn verify_blame(b: &Blame, committee: &Committee) -> Result<(), VerifyError> {
@@ -827,9 +836,23 @@ impl Voter {
 
     /// Sends to every other replica (this one already holds what it forwards).
     fn to_others(&self, msg: ApolloMsg, cx: &mut Cx) {
+        self.to_others_but(self.id, msg, cx);
+    }
+
+    /// Forwards a proposal to every other replica but its signer, which holds it already
+    /// (and would spend a pairing check on its own signature).
+    fn forward(&self, p: &Proposal, cx: &mut Cx) {
+        self.to_others_but(
+            p.signer(self.n),
+            ApolloMsg::Propose(Box::new(p.clone())),
+            cx,
+        );
+    }
+
+    fn to_others_but(&self, skip: NodeId, msg: ApolloMsg, cx: &mut Cx) {
         for i in 0..self.n {
             let to = NodeId(i as u16);
-            if to != self.id {
+            if to != self.id && to != skip {
                 cx.send(to, msg.clone());
             }
         }
@@ -944,7 +967,7 @@ impl Voter {
             self.raise_high((v, 0, digest));
         }
         if p.block.proposer != self.id {
-            self.to_others(ApolloMsg::Propose(Box::new(p.clone())), cx);
+            self.forward(&p, cx);
         }
         if pos == 1 && p.view > 1 {
             self.on_root_qc(from, *j, cx);
@@ -1198,7 +1221,7 @@ impl Voter {
             view,
             block: digest,
         });
-        self.to_others(ApolloMsg::Propose(Box::new(p.clone())), cx);
+        self.forward(p, cx);
         cx.broadcast(ApolloMsg::Vote(vote));
     }
 
@@ -1703,6 +1726,10 @@ impl Protocol for Apollo {
         committee: &Committee,
     ) -> Result<Verified<ApolloMsg>, VerifyError> {
         verify(msg, from, committee)
+    }
+
+    fn claims(msg: &ApolloMsg, committee: &Committee, out: &mut Vec<crate::Claim>) {
+        claims(msg, committee, out);
     }
 
     fn create(

@@ -123,7 +123,7 @@
 //! are paced by blocks: a round leader waits up to Δ/2 for a block newer than its `prev`),
 //! no certificate per block, blocks are not forwarded (only fetched when a vote needs
 //! them), per-vote work is O(f) (the commit walk). Votes are forwarded once by each
-//! replica (n² small messages per round): a driver should drop duplicates by digest before
+//! replica to all but the voter (about n² small messages per round): a driver should drop duplicates by digest before
 //! verifying them. Memory is bounded by the `MAX_*` constants; the block tree prunes on
 //! commit.
 //!
@@ -716,6 +716,20 @@ fn wrong_sender(from: NodeId, signer: NodeId) -> Result<(), VerifyError> {
         });
     }
     Ok(())
+}
+
+/// [`Protocol::claims`]: the leader's signature on a streamed block and a round
+/// leader's on its chained vote (the two messages of every round).
+pub fn claims(msg: &ArtemisMsg, c: &Committee, out: &mut Vec<crate::Claim>) {
+    match msg {
+        ArtemisMsg::Propose(sb) => {
+            let b = &sb.block;
+            let statement = block_statement(b.view, &b.digest());
+            out.push((leader_of(b.view, c.size()), statement, sb.signature));
+        }
+        ArtemisMsg::Vote(v) => out.push((v.voter, v.id(), v.signature)),
+        _ => {}
+    }
 }
 
 /// Checks every signature and bound of a message (stateless).
@@ -1746,8 +1760,15 @@ impl Voter {
             .and_then(|v| v.entries.get(&id))
             .and_then(|x| x.msg.clone())
         {
+            // Not back to its voter, which holds it (and would spend a pairing check on
+            // its own signature), nor to this replica.
             if m.voter != self.id {
-                cx.broadcast(ArtemisMsg::Vote(m));
+                for i in 0..self.n {
+                    let to = NodeId(i as u16);
+                    if to != self.id && to != m.voter {
+                        cx.send(to, ArtemisMsg::Vote(m.clone()));
+                    }
+                }
             }
         }
         if w == self.safety.view && !self.quitting {
@@ -2524,6 +2545,10 @@ impl Protocol for Artemis {
         committee: &Committee,
     ) -> Result<Verified<ArtemisMsg>, VerifyError> {
         verify(msg, from, committee)
+    }
+
+    fn claims(msg: &ArtemisMsg, committee: &Committee, out: &mut Vec<crate::Claim>) {
+        claims(msg, committee, out);
     }
 
     fn create(

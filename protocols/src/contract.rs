@@ -39,6 +39,10 @@ use std::fmt::Debug;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// A single signature a message carries: `(signer, statement, signature)`; see
+/// [`Protocol::claims`].
+pub type Claim = (NodeId, Digest, olympus_types::Signature);
+
 /// See "The committed mark is persisted lazily" in the module docs.
 pub const COMMIT_PERSIST_EVERY: u64 = 32;
 
@@ -403,6 +407,14 @@ pub trait Protocol: 'static {
         from: NodeId,
         committee: &Committee,
     ) -> Result<Verified<Self::Msg>, VerifyError>;
+
+    /// The single signatures [`Protocol::verify`] will check in `msg`, pushed onto `out`
+    /// as `(signer, statement, signature)`. A driver that holds several received
+    /// messages checks all of theirs in one batch first ([`Committee::prime`]); each
+    /// `verify` then finds them in the committee's cache. A hint only: naming none (the
+    /// default) or a wrong one costs time, never safety, since `verify` still checks
+    /// everything itself.
+    fn claims(_msg: &Self::Msg, _committee: &Committee, _out: &mut Vec<Claim>) {}
 
     /// Creates the two halves of a replica; `restored` is the last persisted safety
     /// state after a restart, `None` on first start.

@@ -29,6 +29,6 @@ pub mod twochain;
 pub mod votes;
 
 pub use contract::{
-    Action, BatchRef, Commit, Context, Dest, Event, Half, Message, Protocol, ReplicaConfig,
+    Action, BatchRef, Claim, Commit, Context, Dest, Event, Half, Message, Protocol, ReplicaConfig,
     SignedVote, TimerId, Verified, VerifyError,
 };

@@ -88,6 +88,10 @@ impl Protocol for OptSync {
         sync_common::verify(msg, from, committee)
     }
 
+    fn claims(msg: &SyncMsg, committee: &Committee, out: &mut Vec<crate::Claim>) {
+        sync_common::claims(msg, committee, out);
+    }
+
     fn create(
         cfg: &ReplicaConfig,
         key: Arc<Keypair>,

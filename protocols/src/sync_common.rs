@@ -16,7 +16,7 @@
 //!   was certified in an earlier view (`reproposal` carries that QC) so that it gets a
 //!   certificate of the new view; in Opt Sync it also carries the highest CC of the
 //!   previous view the leader knows. View 1 starts with the re-proposal of genesis.
-//!   Replicas forward every proposal they vote for to everybody.
+//!   Replicas forward every proposal they vote for to everybody but its signer.
 //! - `Vote`: broadcast to all; every replica aggregates certificates itself.
 //! - `Blame`, `BlameCert`: signed blames for a view (with an optional equivocation proof:
 //!   two leader-signed proposals for one `(view, height)`), and f+1 of them aggregated.
@@ -33,7 +33,8 @@
 //! pairing), bisecting to the bad votes only if the sum fails and waiting for others in
 //! their place. Both halves of a replica usually sum the same first quorum; the
 //! committee's verified cache makes the second check free. Likewise a proposal that
-//! reaches a replica n times (every replica forwards it) costs one signature check.
+//! reaches a replica n − 1 times (every other replica forwards it) costs one signature
+//! check; it is not forwarded back to its signer, which would pay a check for nothing.
 //!
 //! ## Batches
 //!
@@ -464,6 +465,15 @@ fn verify_proposal(p: &Proposal, committee: &Committee) -> Result<(), VerifyErro
             &p.signature,
         )
         .map_err(|_| VerifyError::BadSignature(leader_of(p.view, n)))
+}
+
+/// [`Protocol::claims`](crate::Protocol::claims) for both protocols: a proposal's
+/// leader signature (votes are checked by aggregation, certificates whole).
+pub fn claims(msg: &SyncMsg, committee: &Committee, out: &mut Vec<crate::Claim>) {
+    if let SyncMsg::Propose(p) = msg {
+        let statement = proposal_statement(p.view, &p.block.digest());
+        out.push((leader_of(p.view, committee.size()), statement, p.signature));
+    }
 }
 
 fn verify_vote(v: &Vote, committee: &Committee) -> Result<(), VerifyError> {
@@ -1533,8 +1543,16 @@ impl Voter {
             view,
             block: digest,
         });
-        // Forward the proposal (equivocation detection), then vote to everybody.
-        cx.broadcast(SyncMsg::Propose(Box::new(p.clone())));
+        // Forward the proposal (equivocation detection) to every other replica but its
+        // signer, which holds it already (and would spend a pairing check on its own
+        // signature); then vote to everybody.
+        let signer = leader_of(p.view, self.n);
+        for i in 0..self.n {
+            let to = NodeId(i as u16);
+            if to != self.id && to != signer {
+                cx.send(to, SyncMsg::Propose(Box::new(p.clone())));
+            }
+        }
         cx.broadcast(SyncMsg::Vote(vote));
         self.last_voted_block = Some((height, digest));
         self.my_votes.push_back(vote);

@@ -107,6 +107,10 @@ impl Protocol for SyncHotStuff {
         sync_common::verify(msg, from, committee)
     }
 
+    fn claims(msg: &SyncMsg, committee: &Committee, out: &mut Vec<crate::Claim>) {
+        sync_common::claims(msg, committee, out);
+    }
+
     fn create(
         cfg: &ReplicaConfig,
         key: Arc<Keypair>,
