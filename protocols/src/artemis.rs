@@ -117,6 +117,19 @@
 //!   more than [`MAX_ROUND_AHEAD`] rounds beyond what it has seen itself: the (f+1)-th
 //!   highest claim is one an honest replica reached.)
 //!
+//! **Known liveness gap (open).** A root needs f+1 root votes, and a replica that
+//! restarted in view u root-votes only once it holds a lock from a view after u. If more
+//! than n − (f+1) = f replicas restart within one view — one after another, each within
+//! the fault budget at any instant — too few replicas may root-vote for any view after
+//! u to get a root, and the cluster stops committing (safety holds). The simulator shows
+//! it at n = 3 with crashes and no Byzantine replica
+//! (`olympus sim --protocol artemis -n 3 --byzantine 0 --seed 3`: two of three replicas
+//! restart in view 1; about a third of seeds), not at n = 5. A fix needs a way for a
+//! restarted replica to learn a lock that ranks at least as high as every commit it may
+//! have missed, proved by others without trusting any one of them; adopting a peer's
+//! reported lock, or its own late-accepted votes, is unsafe under a Byzantine round
+//! leader.
+//!
 //! ## Cost
 //!
 //! Steady state: one leader signature per block, one vote signature per round (rounds
