@@ -46,16 +46,36 @@ impl Batch {
 
     /// The BLAKE3 digest over the canonical encoding
     /// `(client u64, nonce u64, len u32, payload)*`, independent of rkyv's layout.
+    ///
+    /// The bytes go to the hasher in chunks of up to 4 KiB (BLAKE3 is a stream: how the
+    /// input is split does not change the digest); one `update` per field made hashing
+    /// a block of 400 small transactions about 5× slower.
     pub fn digest(&self) -> Digest {
+        const CHUNK: usize = 4096;
         let mut h = blake3::Hasher::new();
         h.update(b"olympus/v1/batch");
         h.update(&(self.txs.len() as u64).to_le_bytes());
+        let mut buf = [0u8; CHUNK];
+        let mut used = 0;
         for tx in &self.txs {
-            h.update(&tx.client.to_le_bytes());
-            h.update(&tx.nonce.to_le_bytes());
-            h.update(&(tx.payload.len() as u32).to_le_bytes());
-            h.update(&tx.payload);
+            if used + 20 > CHUNK {
+                h.update(&buf[..used]);
+                used = 0;
+            }
+            buf[used..used + 8].copy_from_slice(&tx.client.to_le_bytes());
+            buf[used + 8..used + 16].copy_from_slice(&tx.nonce.to_le_bytes());
+            buf[used + 16..used + 20].copy_from_slice(&(tx.payload.len() as u32).to_le_bytes());
+            used += 20;
+            if used + tx.payload.len() <= CHUNK {
+                buf[used..used + tx.payload.len()].copy_from_slice(&tx.payload);
+                used += tx.payload.len();
+            } else {
+                h.update(&buf[..used]);
+                used = 0;
+                h.update(&tx.payload);
+            }
         }
+        h.update(&buf[..used]);
         Digest(*h.finalize().as_bytes())
     }
 
@@ -105,6 +125,38 @@ mod tests {
             }
         }
         assert_eq!(a.digest(), a.clone().digest());
+    }
+
+    /// The chunked digest is the digest of the canonical encoding, field by field, for
+    /// payloads small and large (across the 4 KiB chunk edge, and above it).
+    #[test]
+    fn digest_is_the_hash_of_the_canonical_encoding() {
+        fn reference(b: &Batch) -> Digest {
+            let mut h = blake3::Hasher::new();
+            h.update(b"olympus/v1/batch");
+            h.update(&(b.txs.len() as u64).to_le_bytes());
+            for tx in &b.txs {
+                h.update(&tx.client.to_le_bytes());
+                h.update(&tx.nonce.to_le_bytes());
+                h.update(&(tx.payload.len() as u32).to_le_bytes());
+                h.update(&tx.payload);
+            }
+            Digest(*h.finalize().as_bytes())
+        }
+        for len in [0usize, 1, 7, 100, 4075, 4076, 4077, 5000, 9000] {
+            let txs = (0..300u64)
+                .map(|n| {
+                    tx(
+                        n % 7,
+                        n,
+                        &vec![(n % 251) as u8; (len + n as usize) % (len + 1)],
+                    )
+                })
+                .collect();
+            let b = Batch::new(txs);
+            assert_eq!(b.digest(), reference(&b), "payload length up to {len}");
+        }
+        assert_eq!(Batch::new(vec![]).digest(), reference(&Batch::new(vec![])));
     }
 
     #[test]
