@@ -268,19 +268,42 @@ fn a_four_node_cluster_commits_every_transaction_once_and_refuses_hostile_input(
 
 #[test]
 fn a_node_killed_under_load_recovers_from_disk_and_catches_up() {
-    kill_and_restart_under_load(&[]);
+    kill_and_restart_under_load(4, 6000, &["--window", "300"], &[]);
+}
+
+/// The same for a synchronous protocol, which persists its committed mark only every
+/// `COMMIT_PERSIST_EVERY` commits: the restarted node may deliver again blocks it had
+/// delivered, and must still execute every transaction exactly once.
+#[test]
+fn an_apollo_node_killed_under_load_recovers_and_executes_nothing_twice() {
+    // Open loop, so that the load lasts (about 4 s) across the kill at 1.5 s.
+    kill_and_restart_under_load(
+        3,
+        16_000,
+        &["--rate", "4000"],
+        &["--protocol", "apollo", "--delta-ms", "20"],
+    );
 }
 
 /// The same with batches disseminated by digest: the restarted node replays its chain
 /// from its batch log and fetches the batches it missed.
 #[test]
 fn with_digest_dissemination_a_killed_node_recovers_and_fetches_what_it_missed() {
-    kill_and_restart_under_load(&["--dissemination", "digests"]);
+    kill_and_restart_under_load(
+        4,
+        6000,
+        &["--window", "300"],
+        &["--dissemination", "digests"],
+    );
 }
 
-fn kill_and_restart_under_load(genconfig: &[&str]) {
-    let mut c = Cluster::start_with(4, &[], genconfig);
-    let txs = 6000u64;
+fn kill_and_restart_under_load(
+    n: usize,
+    txs: u64,
+    load: &'static [&'static str],
+    genconfig: &[&str],
+) {
+    let mut c = Cluster::start_with(n, &[], genconfig);
     let dir = c.dir.path().to_path_buf();
     let client = std::thread::spawn(move || {
         let json = dir.join("crash-client.json");
@@ -290,14 +313,8 @@ fn kill_and_restart_under_load(genconfig: &[&str]) {
             .arg(dir.join("cfg/clients.toml"))
             .arg("--json")
             .arg(&json)
-            .args([
-                "--txs",
-                &txs.to_string(),
-                "--window",
-                "300",
-                "--duration",
-                "20",
-            ])
+            .args(["--txs", &txs.to_string(), "--duration", "20"])
+            .args(load)
             .args(["--resubmit-ms", "1000"])
             .output()
             .unwrap();
@@ -317,7 +334,7 @@ fn kill_and_restart_under_load(genconfig: &[&str]) {
     check_client(&out, &v, txs, c.dir.path());
     // Let the restarted node finish catching up, then stop everybody.
     std::thread::sleep(Duration::from_millis(1500));
-    let reports: Vec<_> = (0..4).map(|i| c.stop(i)).collect();
+    let reports: Vec<_> = (0..n).map(|i| c.stop(i)).collect();
     let heights: Vec<_> = reports
         .iter()
         .map(|(_, r)| r["committed_height"].clone())
@@ -332,6 +349,7 @@ fn kill_and_restart_under_load(genconfig: &[&str]) {
         );
     }
     let restarted = &reports[2].1;
+    eprintln!("restarted node: {restarted}");
     assert!(
         restarted["recovered_blocks"].as_u64().unwrap_or(0) > 0,
         "the restarted node replayed nothing from its chain log: {restarted}"
