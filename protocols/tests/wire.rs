@@ -38,6 +38,16 @@ fn proposal(keys: &[Keypair], payload: Vec<u8>) -> HsMsg {
     }))
 }
 
+/// Whether `m`, received from a relay, rests on someone else's signature: a proposal,
+/// a timeout or a timeout certificate. A flipped bit can also turn the frame into a
+/// message of another kind that carries no one else's signed statement — a `Fetch`, a
+/// `Blocks` reply (blocks are vouched for by the certificates that link them), or a
+/// vote in the relay's own name (its signature is checked when a quorum is summed) —
+/// which the relay could have sent anyway: that is no forgery.
+fn vouches_for_another(m: &HsMsg) -> bool {
+    matches!(m, HsMsg::Propose(_) | HsMsg::Timeout(_) | HsMsg::Tc(_))
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
@@ -56,13 +66,13 @@ proptest! {
         let relay = NodeId(2);
         prop_assert!(HotStuff::verify(decode::<HsMsg>(&bytes).unwrap(), relay, &c).is_ok());
         if let Ok(m) = decode::<HsMsg>(&bad) {
-            if m != msg {
+            if m != msg && vouches_for_another(&m) {
                 prop_assert!(HotStuff::verify(m, relay, &c).is_err(), "a changed proposal must not verify");
             }
         }
         for cut in [0, 1, bytes.len() / 2, bytes.len() - 1] {
             if let Ok(m) = decode::<HsMsg>(&bytes[..cut]) {
-                prop_assert!(m == msg || HotStuff::verify(m, relay, &c).is_err());
+                prop_assert!(m == msg || !vouches_for_another(&m) || HotStuff::verify(m, relay, &c).is_err());
             }
         }
     }
