@@ -613,7 +613,7 @@ async fn main_loop<P: NodeProtocol>(
         }
         let handled = turn.len();
         let mut decoded = if verifier.is_none() {
-            prime::<P>(&turn, &committee, &mut claims, &mut env)
+            prime::<P>(&turn, &committee, &mut claims, &env.meters)
         } else {
             Vec::new()
         };
@@ -656,7 +656,7 @@ fn prime<P: NodeProtocol>(
     turn: &[Incoming],
     committee: &Committee,
     claims: &mut Vec<olympus_protocols::Claim>,
-    env: &mut NodeEnv<'_>,
+    meters: &Meters,
 ) -> Vec<Option<P::Msg>> {
     let decoded: Vec<Option<P::Msg>> = turn
         .iter()
@@ -675,7 +675,7 @@ fn prime<P: NodeProtocol>(
     if claims.len() > 1 {
         let priming = Instant::now();
         let primed = committee.prime(claims);
-        env.meters.primed(claims.len(), primed, priming.elapsed());
+        meters.primed(claims.len(), primed, priming.elapsed());
     }
     decoded
 }

@@ -836,26 +836,14 @@ impl Voter {
 
     /// Sends to every other replica (this one already holds what it forwards).
     fn to_others(&self, msg: ApolloMsg, cx: &mut Cx) {
-        self.to_others_but(self.id, msg, cx);
+        cx.send_all_but(self.n, &[self.id], msg);
     }
 
     /// Forwards a proposal to every other replica but its signer, which holds it already
     /// (and would spend a pairing check on its own signature).
     fn forward(&self, p: &Proposal, cx: &mut Cx) {
-        self.to_others_but(
-            p.signer(self.n),
-            ApolloMsg::Propose(Box::new(p.clone())),
-            cx,
-        );
-    }
-
-    fn to_others_but(&self, skip: NodeId, msg: ApolloMsg, cx: &mut Cx) {
-        for i in 0..self.n {
-            let to = NodeId(i as u16);
-            if to != self.id && to != skip {
-                cx.send(to, msg.clone());
-            }
-        }
+        let msg = ApolloMsg::Propose(Box::new(p.clone()));
+        cx.send_all_but(self.n, &[self.id, p.signer(self.n)], msg);
     }
 
     fn raise_high(&mut self, r: (View, u64, Digest)) {

@@ -1776,12 +1776,8 @@ impl Voter {
             // Not back to its voter, which holds it (and would spend a pairing check on
             // its own signature), nor to this replica.
             if m.voter != self.id {
-                for i in 0..self.n {
-                    let to = NodeId(i as u16);
-                    if to != self.id && to != m.voter {
-                        cx.send(to, ArtemisMsg::Vote(m.clone()));
-                    }
-                }
+                let skip = [self.id, m.voter];
+                cx.send_all_but(self.n, &skip, ArtemisMsg::Vote(m));
             }
         }
         if w == self.safety.view && !self.quitting {

@@ -253,6 +253,18 @@ impl<M, S> Context<M, S> {
     pub fn broadcast(&mut self, msg: M) {
         self.actions.push(Action::Broadcast { msg });
     }
+    /// Sends `msg` to each of the `n` nodes except those in `skip`: for forwarding,
+    /// where this node and the message's signer hold it already.
+    pub fn send_all_but(&mut self, n: usize, skip: &[NodeId], msg: M)
+    where
+        M: Clone,
+    {
+        for to in (0..n).map(|i| NodeId(i as u16)) {
+            if !skip.contains(&to) {
+                self.send(to, msg.clone());
+            }
+        }
+    }
     pub fn set_timer(&mut self, id: TimerId, after: Duration) {
         self.actions.push(Action::SetTimer { id, after });
     }

@@ -1546,13 +1546,8 @@ impl Voter {
         // Forward the proposal (equivocation detection) to every other replica but its
         // signer, which holds it already (and would spend a pairing check on its own
         // signature); then vote to everybody.
-        let signer = leader_of(p.view, self.n);
-        for i in 0..self.n {
-            let to = NodeId(i as u16);
-            if to != self.id && to != signer {
-                cx.send(to, SyncMsg::Propose(Box::new(p.clone())));
-            }
-        }
+        let skip = [self.id, leader_of(p.view, self.n)];
+        cx.send_all_but(self.n, &skip, SyncMsg::Propose(Box::new(p.clone())));
         cx.broadcast(SyncMsg::Vote(vote));
         self.last_voted_block = Some((height, digest));
         self.my_votes.push_back(vote);
