@@ -100,35 +100,55 @@
 //!   rank ≥ its lock — one of rank ≥ `(v, s)`, which extends `X_s` (within v by the
 //!   previous point, in later views by induction: every later vote extends its view's
 //!   root). Locks only grow, so every later root, vote and commit extends `X_{r−f}`.
-//! - *Crashes.* Everything a signature depends on (`last_vote`, `quit_view`, the lock) is
-//!   persisted before the signature leaves. The committed mark is persisted lazily (see
-//!   the `contract` module): a restarted replica may deliver again up to
-//!   `COMMIT_PERSIST_EVERY` blocks it had delivered, which the engine ignores. A restarted replica is passive for 2Δ while
-//!   it asks everybody for its view (`SyncRequest`/`SyncReply`: the blame certificates
-//!   that took the peer into and out of its view); after that it knows every quit an
-//!   honest replica made, so its commits obey "not after quit". It signs no vote or skip
-//!   in the view `u` it reached by then (it may have missed votes and first sightings
-//!   sent before it came back), and no root vote until it enters a view with a lock
-//!   from a view > u (at least that view's certified root): honest replicas entered
-//!   those views after it restarted, so it saw all of their votes, and the root of any
-//!   view after u extends every earlier commit. Its
-//!   leader half never proposes in the view it restarted in. (The replies also carry the
-//!   sender's highest round, so that a replica restarted in a long view accepts votes
-//!   more than [`MAX_ROUND_AHEAD`] rounds beyond what it has seen itself: the (f+1)-th
-//!   highest claim is one an honest replica reached.)
+//! - *Crashes.* Everything a signature depends on (`last_vote`, `quit_view`, the lock,
+//!   `reach`) is persisted before the signature leaves, and a replica persists its
+//!   initial state when it first starts, so one that crashes before its first signature
+//!   comes back as restarted. The committed mark is persisted lazily (see the `contract`
+//!   module): a restarted replica may deliver again up to `COMMIT_PERSIST_EVERY` blocks
+//!   it had delivered, which the engine ignores. A restarted replica is passive for 2Δ
+//!   while it asks everybody for its view (`SyncRequest`/`SyncReply`: the blame
+//!   certificates that took the peer into and out of its view); after that it knows every
+//!   quit an honest replica made, so its commits obey "not after quit". It signs no vote
+//!   or skip in the view `u` it reached by then (it may have missed votes and first
+//!   sightings sent before it came back), and its leader half never proposes in it. (The
+//!   replies also carry the sender's highest round, so that a replica restarted in a long
+//!   view accepts votes more than [`MAX_ROUND_AHEAD`] rounds beyond what it has seen
+//!   itself: the (f+1)-th highest claim is one an honest replica reached.)
 //!
-//! **Known liveness gap (open).** A root needs f+1 root votes, and a replica that
-//! restarted in view u root-votes only once it holds a lock from a view after u. If more
-//! than n − (f+1) = f replicas restart within one view — one after another, each within
-//! the fault budget at any instant — too few replicas may root-vote for any view after
-//! u to get a root, and the cluster stops committing (safety holds). The simulator shows
-//! it at n = 3 with crashes and no Byzantine replica
-//! (`olympus sim --protocol artemis -n 3 --byzantine 0 --seed 3`: two of three replicas
-//! restart in view 1; about a third of seeds), not at n = 5. A fix needs a way for a
-//! restarted replica to learn a lock that ranks at least as high as every commit it may
-//! have missed, proved by others without trusting any one of them; adopting a peer's
-//! reported lock, or its own late-accepted votes, is unsafe under a Byzantine round
-//! leader.
+//!   *Accepting again.* The chain below the votes a restarted replica now receives is
+//!   gone, so on its own it could accept nothing in `u`. Every reply carries the top of
+//!   the sender's highest accepted chain ([`TAIL_LEN`] votes at most, and the certified
+//!   root when the tail reaches down to it): a vote that f+1 replies vouch for was
+//!   accepted by an honest replica, so its chain is linked down to a certified root, and
+//!   the restarted replica accepts it without holding that chain (an *anchor*), then
+//!   links newer votes on top of it as usual. It asks again every 2Δ while it holds no
+//!   accepted vote or root of its current view.
+//!
+//!   *Root votes.* Its lock may still lack a commit of `u` made before it came back. It
+//!   root-votes again (a) once it enters a view with a lock from a view after `u`:
+//!   honest replicas entered those views after it restarted, so it saw all of their
+//!   votes, and the root of any view after `u` extends every earlier commit; or (b) for a
+//!   re-proposal it accepted of rank at least `(u, ρ)`, where ρ, the *floor*, is the
+//!   highest answer it gets within 2Δ when, on entering the view after `u`, it asks
+//!   everybody how far the rounds of `u` went. Each replica answers with its `reach`:
+//!   the highest `(view, round)` it voted in, locked on or voted on with a floor —
+//!   persisted, so it outlives the answerer's own crashes — or with "unbounded" once its
+//!   knowledge is of a later view. Why (b) is safe: a commit of `X_{r−f}` in `u` rests on
+//!   votes of rounds `r−f .. r`, whose f+1 distinct leaders each persisted a `reach` of
+//!   at least its round before voting, and every honest replica quit `u` (and stopped
+//!   voting in it) before the question leaves. At most f replicas are faulty at any
+//!   instant and a restarted one counts as faulty for more than Δ after it comes back
+//!   (4Δ in the simulator), so if every honest window leader missed the question (down
+//!   when it arrived, all within Δ of each other) they would all be faulty at once, with
+//!   the Byzantine window leaders: f+1. One answers, so ρ is at least an honest round s of
+//!   the window; every accepted vote of rank ≥ `(u, s)` passes through s's vote and
+//!   extends `X_{r−f}` (the within-view point). An answer that is too high (a Byzantine
+//!   one) only withholds this replica's root vote.
+//!
+//!   Before anchors and floors, a restarted replica root-voted only by (a): when more than
+//!   f replicas restarted within one view, too few could root-vote for any later view to
+//!   get a root, and the cluster stopped committing (a third of the seeds of
+//!   `olympus sim --protocol artemis -n 3 --byzantine 0`).
 //!
 //! ## Cost
 //!
@@ -165,8 +185,8 @@ use crate::election::{LeaderElection, RoundRobin};
 use crate::votes::Collector;
 use olympus_crypto::{Committee, Keypair};
 use olympus_types::{
-    AggregateSignature, Batch, Block, Digest, Height, NodeId, QuorumCert, Signature, Statement,
-    View,
+    AggregateSignature, Batch, Block, Digest, Height, NodeId, QuorumCert, Signature, SignerSet,
+    Statement, View,
 };
 use rkyv::{Archive, Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
@@ -207,12 +227,18 @@ pub const MAX_REQUESTED: usize = 1024;
 pub const MAX_WAITING: usize = 4096;
 /// Most different votes kept for one round.
 pub const MAX_VOTES_PER_ROUND: usize = 4;
+/// Most votes of its accepted chain a replica sends in a recovery reply (see "Crashes").
+pub const TAIL_LEN: usize = 8;
+/// Most times a restarted replica that holds no accepted vote of its view asks again.
+pub const MAX_RESYNC_TRIES: u32 = 16;
 
 // Voter timers.
 const PROGRESS_TIMER: TimerId = TimerId(1);
 const QUIT_TIMER: TimerId = TimerId(2);
 const RESYNC_TIMER: TimerId = TimerId(3);
 const NEW_VIEW_TIMER: TimerId = TimerId(4);
+const FLOOR_TIMER: TimerId = TimerId(5);
+const RETRY_SYNC_TIMER: TimerId = TimerId(6);
 const SKIP_TIMER_BASE: u64 = 1 << 40;
 const VOTE_TIMER_BASE: u64 = 2 << 40;
 const ROUND_MASK: u64 = (1 << 40) - 1;
@@ -531,8 +557,9 @@ pub enum Local {
     },
 }
 
-/// A recovery reply: the sender's view and the blame certificates around it.
-#[derive(Archive, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+/// A recovery reply: the sender's view and the blame certificates around it, what it
+/// knows of the asked view's rounds, and the top of its accepted chain.
+#[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[rkyv(derive(Debug))]
 pub struct SyncReply {
     pub view: View,
@@ -541,6 +568,17 @@ pub struct SyncReply {
     /// The highest round of `view` with an accepted outcome at the sender (lets a
     /// restarted replica accept votes of a long view: see [`MAX_ROUND_AHEAD`]).
     pub round: Round,
+    /// The view the request asked about.
+    pub reach_view: View,
+    /// The highest round of `reach_view` the sender knows some replica reached: its own
+    /// persisted vote or lock, what it accepted, what it learned when it recovered;
+    /// `Round::MAX` when it no longer knows (its lock or votes are of a later view).
+    pub reach: Round,
+    /// The last (at most [`TAIL_LEN`]) votes of the sender's highest accepted chain,
+    /// oldest first: the sender vouches that it accepted each.
+    pub tail: Vec<ChainVote>,
+    /// The certified root the tail starts from, when the tail reaches down to it.
+    pub root: Option<RootCert>,
 }
 
 /// Artemis's messages.
@@ -564,8 +602,10 @@ pub enum ArtemisMsg {
     Local(Box<Local>),
     Fetch(Digest),
     Blocks(Vec<SignedBlock>),
-    SyncRequest,
-    SyncReply(SyncReply),
+    /// A restarted replica asks for the peers' views and what they know of the rounds
+    /// of the given view (see "Crashes").
+    SyncRequest(View),
+    SyncReply(Box<SyncReply>),
 }
 
 impl Message for ArtemisMsg {
@@ -595,7 +635,7 @@ impl Message for ArtemisMsg {
             ArtemisMsg::Local(_) => "local",
             ArtemisMsg::Fetch(_) => "fetch",
             ArtemisMsg::Blocks(_) => "blocks",
-            ArtemisMsg::SyncRequest => "sync_request",
+            ArtemisMsg::SyncRequest(_) => "sync_request",
             ArtemisMsg::SyncReply(_) => "sync_reply",
         }
     }
@@ -626,6 +666,10 @@ pub struct Safety {
     /// Highest `(view, round)` signed (root votes are round 0).
     pub last_vote: (View, Round),
     pub lock: Lock,
+    /// The highest `(view, round)` this replica knows a round leader reached: its own
+    /// votes, its lock, and what it learned when it recovered (see "Crashes"). Others ask
+    /// for it after a restart, so it must survive this replica's own crashes.
+    pub reach: (View, Round),
     /// The last committed block (digest, height, view).
     pub committed: (Digest, Height, View),
 }
@@ -806,7 +850,7 @@ pub fn verify(
                 verify_signed_block(sb, c)?;
             }
         }
-        ArtemisMsg::Fetch(_) | ArtemisMsg::SyncRequest => {}
+        ArtemisMsg::Fetch(_) | ArtemisMsg::SyncRequest(_) => {}
         ArtemisMsg::Blocks(bs) => {
             if bs.len() > MAX_FETCH_BLOCKS {
                 return Err(malformed("too many blocks"));
@@ -827,6 +871,16 @@ pub fn verify(
                     return Err(malformed("quit certificate not for the view"));
                 }
                 verify_blame_cert(q, c)?;
+            }
+            if r.tail.len() > TAIL_LEN {
+                return Err(malformed("recovery tail too long"));
+            }
+            for v in &r.tail {
+                verify_vote(v, c)?;
+            }
+            if let Some(rc) = &r.root {
+                c.verify_aggregate(&root_id(rc.view, &rc.block, rc.height), &rc.sig, quorum(n))
+                    .map_err(|e| bad_cert("root certificate", e))?;
             }
         }
     }
@@ -1278,6 +1332,8 @@ struct ViewVotes {
     best: Option<Lock>,
     /// Highest block height of a linked vote.
     progress: Height,
+    /// The view's certified roots (one, unless f Byzantine replicas root-voted twice).
+    roots: Vec<RootCert>,
     sched: Schedule,
 }
 
@@ -1293,6 +1349,7 @@ impl ViewVotes {
             outcomes: BTreeSet::new(),
             best: None,
             progress: 0,
+            roots: Vec::new(),
             sched: Schedule::new(view, n),
         }
     }
@@ -1344,6 +1401,14 @@ pub struct Voter {
     requested: HashSet<(Digest, NodeId)>,
     /// Recovery replies' `(view, round)` per sender.
     round_claims: BTreeMap<NodeId, (View, Round)>,
+    /// Who vouched, in a recovery reply's tail, for having accepted a vote `(view, id)`.
+    vouches: BTreeMap<(View, Digest), SignerSet>,
+    /// An open question about the reach of view `.0` (the view this replica recovered
+    /// in), with the highest answer so far; closed 2Δ after it was asked.
+    floor_query: Option<(View, Round)>,
+    /// The answer: every round of view `.0` that a commit may rest on is at most `.1`.
+    floor: Option<(View, Round)>,
+    resync_tries: u32,
     // Current view.
     slots: BTreeMap<Height, Digest>,
     tip: Option<(Digest, Height)>,
@@ -1385,6 +1450,7 @@ impl Voter {
                     quit_view: 0,
                     last_vote: (0, 0),
                     lock: Lock::genesis(),
+                    reach: (0, 0),
                     committed: t.committed(),
                 };
                 (t, s)
@@ -1409,6 +1475,10 @@ impl Voter {
             waiting: HashMap::new(),
             requested: HashSet::new(),
             round_claims: BTreeMap::new(),
+            vouches: BTreeMap::new(),
+            floor_query: None,
+            floor: None,
+            resync_tries: 0,
             slots: BTreeMap::new(),
             tip: None,
             equivocated: false,
@@ -1636,6 +1706,12 @@ impl Voter {
     // --- votes ------------------------------------------------------------------------
 
     fn on_vote(&mut self, from: NodeId, cv: ChainVote, cx: &mut Cx) {
+        self.add_vote(from, cv, true, cx);
+    }
+
+    /// Takes a vote in; `bounded`: refuse one too far ahead of the rounds known (a
+    /// recovery reply's tail is bounded by its length instead).
+    fn add_vote(&mut self, from: NodeId, cv: ChainVote, bounded: bool, cx: &mut Cx) {
         let w = cv.view;
         if !self.view_ok(w) {
             return;
@@ -1643,7 +1719,7 @@ impl Voter {
         let now = self.now;
         let floor = self.round_floor(w);
         let vv = self.vv(w);
-        if cv.round > vv.max_outcome().max(floor) + MAX_ROUND_AHEAD {
+        if bounded && cv.round > vv.max_outcome().max(floor) + MAX_ROUND_AHEAD {
             return;
         }
         if vv.sched.leader(cv.round) != Some(cv.voter) {
@@ -1988,6 +2064,7 @@ impl Voter {
         }
         self.vote_wait.remove(&s);
         self.safety.last_vote = (view, s);
+        self.safety.reach = self.safety.reach.max((view, s));
         cx.persist(self.safety);
         let id = vote_id(view, s, &x.0, x.1, p, &pid);
         let vote = ChainVote {
@@ -2111,6 +2188,9 @@ impl Voter {
         );
         vv.by_round.entry(0).or_default().push(rid);
         vv.first_seen.entry(0).or_insert(now);
+        if vv.roots.len() < MAX_VOTES_PER_ROUND {
+            vv.roots.push(rc);
+        }
         cx.broadcast(ArtemisMsg::RootCert(rc));
         if !self.tree.knows(&rc.block) {
             self.wait_for_block(rc.block, w, rid, from, cx);
@@ -2155,16 +2235,20 @@ impl Voter {
             return;
         };
         let view = self.safety.view;
-        if nv.view != view
-            || !self.can_sign()
-            || !self.lock_synced
-            || self.safety.last_vote >= (view, 0)
-        {
+        if nv.view != view || !self.can_sign() || self.safety.last_vote >= (view, 0) {
             return;
         }
         let j = nv.justify;
         let lock = self.safety.lock;
         if j.rank() < lock.rank() {
+            return;
+        }
+        // A restarted replica whose lock may lag behind a commit it missed: only with a
+        // lock from a view it saw whole, or above every round a commit may rest on.
+        let above_floor = self
+            .floor
+            .is_some_and(|(u, r)| u == self.recover_view && j.rank() >= (u, r));
+        if !self.lock_synced && !above_floor {
             return;
         }
         let accepted = (j.id == lock.id && j.block == lock.block)
@@ -2183,6 +2267,13 @@ impl Voter {
             return;
         }
         self.safety.last_vote = (view, 0);
+        if let Some(f) = self
+            .floor
+            .filter(|_| above_floor && j.view == self.recover_view)
+        {
+            // What this vote rests on outlives a crash (others may ask for it).
+            self.safety.reach = self.safety.reach.max(f);
+        }
         cx.persist(self.safety);
         let signature = self.key.sign(&root_id(view, &j.block, j.height));
         cx.event(Event::Voted {
@@ -2336,10 +2427,18 @@ impl Voter {
         let view = from + 1;
         self.safety.view = view;
         self.safety.lock = lock;
-        // A restarted replica root-votes again only with a lock from a view it saw whole
-        // (see "Crashes" in the module docs).
+        self.safety.reach = self.safety.reach.max(lock.rank());
+        // A restarted replica root-votes again only with a lock from a view it saw whole,
+        // or one above the floor it asks for now (see "Crashes" in the module docs).
         if !self.passive && lock.view > self.recover_view {
             self.lock_synced = true;
+        }
+        if !self.lock_synced && !self.passive && self.floor.is_none() && self.floor_query.is_none()
+        {
+            let u = self.recover_view;
+            self.floor_query = Some((u, self.reach_of(u)));
+            cx.broadcast(ArtemisMsg::SyncRequest(u));
+            cx.set_timer(FLOOR_TIMER, self.delta * 2);
         }
         cx.persist(self.safety);
         cx.event(Event::ViewChanged {
@@ -2352,6 +2451,12 @@ impl Voter {
         if leader_of(view, self.n) == self.id {
             cx.set_timer(NEW_VIEW_TIMER, self.delta * 4);
         }
+        if self.restarted {
+            // A restarted replica may enter a view whose root was certified long ago
+            // (it learned of the view late): if it still holds no root by the time one
+            // is normally certified, it asks.
+            cx.set_timer(RETRY_SYNC_TIMER, self.delta * 8);
+        }
         self.blames.prune_below(&view);
         let oldest = view.saturating_sub(MAX_VIEWS_KEPT as u64 - 1);
         self.waiting.retain(|_, (_, list)| {
@@ -2359,6 +2464,7 @@ impl Voter {
             !list.is_empty()
         });
         self.root_votes.prune_below(&(view, Digest::ZERO, 0));
+        self.vouches = self.vouches.split_off(&(oldest, Digest::ZERO));
         self.skips.prune_below(&(view, 0));
         self.rescan(cx);
         self.retry_new_view(cx);
@@ -2398,9 +2504,85 @@ impl Voter {
 
     // --- recovery -----------------------------------------------------------------------
 
+    /// The answer to "how far did the rounds of view `u` go?": the highest round of `u`
+    /// this replica knows a round leader reached, or `Round::MAX` once its own persisted
+    /// knowledge is of a later view (it can no longer bound `u`).
+    fn reach_of(&self, u: View) -> Round {
+        let s = &self.safety;
+        if s.reach.0 > u || s.lock.view > u {
+            return Round::MAX;
+        }
+        let mut r = 0;
+        for (v, x) in [s.reach, s.last_vote, s.lock.rank()] {
+            if v == u {
+                r = r.max(x);
+            }
+        }
+        if let Some(b) = self.views.get(&u).and_then(|vv| vv.best) {
+            r = r.max(b.round);
+        }
+        if let Some((v, x)) = self.floor {
+            if v == u {
+                r = r.max(x);
+            }
+        }
+        r
+    }
+
+    /// The top of the highest accepted chain this replica holds (oldest first, at most
+    /// [`TAIL_LEN`] votes, only accepted ones) and the certified root below it when the
+    /// tail reaches down to it.
+    fn tail(&self) -> (Vec<ChainVote>, Option<RootCert>) {
+        let best = self.best_lock();
+        let Some(vv) = self.views.get(&best.view) else {
+            return (Vec::new(), None);
+        };
+        let mut out = Vec::new();
+        let mut id = best.id;
+        let mut root = None;
+        while out.len() < TAIL_LEN {
+            let Some(e) = vv.entries.get(&id).filter(|e| e.full) else {
+                break;
+            };
+            if e.round == 0 {
+                root = vv
+                    .roots
+                    .iter()
+                    .find(|rc| root_id(rc.view, &rc.block, rc.height) == id)
+                    .copied();
+                break;
+            }
+            let Some(m) = &e.msg else { break };
+            out.push((**m).clone());
+            id = e.prev;
+        }
+        out.reverse();
+        (out, root)
+    }
+
+    fn sync_reply(&self, asked: View) -> SyncReply {
+        let view = self.safety.view;
+        let (tail, root) = self.tail();
+        SyncReply {
+            view,
+            entered_by: self.entered_by.filter(|c| c.view + 1 == view),
+            quit: if self.quitting { self.quit_cert } else { None },
+            round: self.views.get(&view).map_or(0, |v| v.max_outcome()),
+            reach_view: asked,
+            reach: self.reach_of(asked),
+            tail,
+            root,
+        }
+    }
+
     fn on_sync_reply(&mut self, from: NodeId, r: SyncReply, cx: &mut Cx) {
         if self.round_claims.len() < self.n || self.round_claims.contains_key(&from) {
             self.round_claims.insert(from, (r.view, r.round));
+        }
+        if let Some((u, acc)) = self.floor_query.as_mut() {
+            if *u == r.reach_view {
+                *acc = (*acc).max(r.reach);
+            }
         }
         if let Some(c) = r.entered_by {
             self.on_blame_cert(c, cx);
@@ -2408,6 +2590,48 @@ impl Voter {
         if let Some(c) = r.quit {
             self.on_blame_cert(c, cx);
         }
+        if let Some(rc) = r.root {
+            self.on_root_cert(from, rc, cx);
+        }
+        let mut vouched = Vec::new();
+        for v in r.tail {
+            let key = (v.view, v.id());
+            if self.vouches.len() < MAX_VIEW_VOTES || self.vouches.contains_key(&key) {
+                self.vouches.entry(key).or_default().insert(from);
+                vouched.push(key);
+            }
+            self.add_vote(from, v, false, cx);
+        }
+        self.anchor(&vouched, cx);
+    }
+
+    /// Accepts every vote among `keys` that f+1 replicas vouched for — one of them is
+    /// honest, so its chain is linked down to a certified root — without holding the
+    /// chain below it: what lets a restarted replica accept the votes of the view it
+    /// restarted in (see "Crashes").
+    fn anchor(&mut self, keys: &[(View, Digest)], cx: &mut Cx) {
+        for &(w, id) in keys {
+            if self.vouches.get(&(w, id)).map_or(0, |s| s.len()) <= self.f {
+                continue;
+            }
+            let Some(e) = self.views.get_mut(&w).and_then(|v| v.entries.get_mut(&id)) else {
+                continue;
+            };
+            if e.full {
+                continue;
+            }
+            e.linked = true;
+            e.full = true;
+            self.on_full(w, id, cx);
+            self.process(w, id, cx);
+        }
+    }
+
+    /// Whether this replica holds no accepted vote or root of its current view.
+    fn blind(&self) -> bool {
+        self.views
+            .get(&self.safety.view)
+            .is_none_or(|vv| vv.best.is_none())
     }
 
     fn end_resync(&mut self, cx: &mut Cx) {
@@ -2415,6 +2639,9 @@ impl Voter {
         self.recover_view = self.safety.view;
         if !self.quitting {
             self.arm_progress(cx);
+        }
+        if self.blind() {
+            cx.set_timer(RETRY_SYNC_TIMER, self.delta * 2);
         }
         self.notify_leader(cx);
     }
@@ -2442,9 +2669,15 @@ impl Half<ArtemisMsg, Safety> for Voter {
     fn on_start(&mut self, cx: &mut Cx) {
         self.now = cx.now;
         if self.restarted {
-            cx.broadcast(ArtemisMsg::SyncRequest);
+            cx.broadcast(ArtemisMsg::SyncRequest(self.safety.view));
             cx.set_timer(RESYNC_TIMER, self.delta * 2);
-        } else if leader_of(1, self.n) == self.id {
+        } else {
+            // Durable from the start: a replica that crashes before its first signature
+            // must come back as restarted (and catch up), not as a fresh replica of
+            // view 1 that never hears of the views it missed.
+            cx.persist(self.safety);
+        }
+        if !self.restarted && leader_of(1, self.n) == self.id {
             // View 1's root is genesis, re-proposed at once.
             cx.send(
                 self.id,
@@ -2481,19 +2714,13 @@ impl Half<ArtemisMsg, Safety> for Voter {
                     self.add_block(from, sb, true, cx);
                 }
             }
-            ArtemisMsg::SyncRequest => {
+            ArtemisMsg::SyncRequest(asked) => {
                 if from != self.id {
-                    let view = self.safety.view;
-                    let reply = SyncReply {
-                        view,
-                        entered_by: self.entered_by.filter(|c| c.view + 1 == view),
-                        quit: if self.quitting { self.quit_cert } else { None },
-                        round: self.views.get(&view).map_or(0, |v| v.max_outcome()),
-                    };
-                    cx.send(from, ArtemisMsg::SyncReply(reply));
+                    let reply = self.sync_reply(asked);
+                    cx.send(from, ArtemisMsg::SyncReply(Box::new(reply)));
                 }
             }
-            ArtemisMsg::SyncReply(r) => self.on_sync_reply(from, r, cx),
+            ArtemisMsg::SyncReply(r) => self.on_sync_reply(from, *r, cx),
             ArtemisMsg::Forward { .. } | ArtemisMsg::Local(_) => {}
         }
     }
@@ -2524,6 +2751,24 @@ impl Half<ArtemisMsg, Safety> for Voter {
             }
             QUIT_TIMER if self.quitting => self.enter_next_view(cx),
             RESYNC_TIMER => self.end_resync(cx),
+            RETRY_SYNC_TIMER => {
+                // Still no accepted vote or root of its view: ask again (the tails of the
+                // first replies may not have overlapped, or the view's root was
+                // certified while this replica was down).
+                if !self.blind() {
+                    self.resync_tries = 0;
+                } else if self.resync_tries < MAX_RESYNC_TRIES {
+                    self.resync_tries += 1;
+                    cx.broadcast(ArtemisMsg::SyncRequest(self.safety.view));
+                    cx.set_timer(RETRY_SYNC_TIMER, self.delta * 2);
+                }
+            }
+            FLOOR_TIMER => {
+                if let Some(f) = self.floor_query.take() {
+                    self.floor = Some(f);
+                    self.retry_new_view(cx);
+                }
+            }
             NEW_VIEW_TIMER => self.send_plan(cx),
             TimerId(t) if t >= VOTE_TIMER_BASE => {
                 let s = t & ROUND_MASK;
@@ -2768,6 +3013,7 @@ mod tests {
             quit_view: 2,
             last_vote: (3, 7),
             lock: Lock::genesis(),
+            reach: (3, 7),
             committed: (Block::genesis_digest(), 0, 0),
         };
         let bytes = olympus_types::frame::encode(&s).unwrap();
@@ -2847,6 +3093,137 @@ mod tests {
         )));
     }
 
+    /// A replica restarted in view 1 holds none of its votes: it accepts the top of the
+    /// chain once f + 1 peers vouch for it in their recovery replies (one is not enough),
+    /// and in the next view root-votes only for a lock at or above the floor its peers
+    /// report — the round a missed commit may rest on.
+    #[test]
+    fn a_restarted_replica_accepts_vouched_votes_and_root_votes_only_above_the_floor() {
+        let n = 3;
+        let (keys, c) = setup(n);
+        let g = Block::genesis_digest();
+        let m = |x: ArtemisMsg| Verified::assume_verified(x);
+        // View 1: blocks at heights 1..=3, one vote per round on each, chained to the root.
+        let mut sched = Schedule::new(1, n);
+        let blocks: Vec<SignedBlock> = (1..=3u64).fold(Vec::new(), |mut bs, h| {
+            let parent = bs.last().map_or(g, |b: &SignedBlock| b.block.digest());
+            bs.push(block(&keys, 1, parent, h, h as u8));
+            bs
+        });
+        let mut votes: Vec<ChainVote> = Vec::new();
+        for (i, b) in blocks.iter().enumerate() {
+            let round = i as Round + 1;
+            let prev = votes.last().map_or(root_id(1, &g, 0), |v| v.id());
+            let voter = sched.leader(round).unwrap();
+            let d = b.block.digest();
+            let id = vote_id(1, round, &d, b.block.height, round - 1, &prev);
+            votes.push(ChainVote {
+                view: 1,
+                round,
+                block: d,
+                height: b.block.height,
+                prev_round: round - 1,
+                prev,
+                voter,
+                signature: keys[voter.index()].sign(&id),
+                skips: Vec::new(),
+            });
+        }
+        let tail = votes[1..].to_vec();
+        let reply = |reach: Round, tail: Vec<ChainVote>| {
+            ArtemisMsg::SyncReply(Box::new(SyncReply {
+                view: 1,
+                entered_by: None,
+                quit: None,
+                round: 3,
+                reach_view: 1,
+                reach,
+                tail,
+                root: None,
+            }))
+        };
+        let blame_cert = BlameCert {
+            view: 1,
+            sig: c.aggregate_unchecked(
+                &[1usize, 2].map(|i| (NodeId(i as u16), keys[i].sign(&blame_statement(1)))),
+            ),
+        };
+        let new_view = NewView {
+            view: 2,
+            justify: Lock {
+                view: 1,
+                round: 3,
+                id: votes[2].id(),
+                block: votes[2].block,
+                height: 3,
+            },
+            block: Some(blocks[2].clone()),
+            signature: keys[leader_of(2, n).index()].sign(&new_view_statement(
+                2,
+                &votes[2].id(),
+                &votes[2].block,
+            )),
+        };
+        let restored = Safety {
+            view: 1,
+            quit_view: 0,
+            last_vote: (0, 0),
+            lock: Lock::genesis(),
+            reach: (0, 0),
+            committed: (g, 0, 0),
+        };
+        let root_voted = |cx: &Cx| {
+            cx.actions().iter().any(
+                |a| matches!(a, Action::Broadcast { msg: ArtemisMsg::RootVote(v) } if v.view == 2),
+            )
+        };
+        for (floor, expect_root_vote) in [(5, false), (3, true)] {
+            let cfg = ReplicaConfig::new(NodeId(0), n);
+            let mut v = Voter::new(&cfg, keys[0].clone(), c.clone(), Some(restored));
+            let mut cx = Cx::new(Duration::ZERO);
+            v.on_start(&mut cx);
+            for b in &blocks {
+                v.on_message(
+                    NodeId(1),
+                    m(ArtemisMsg::Propose(Box::new(b.clone()))),
+                    &mut cx,
+                );
+            }
+            v.on_message(NodeId(1), m(reply(3, tail.clone())), &mut cx);
+            assert_eq!(v.best_lock(), Lock::genesis(), "one voucher is not enough");
+            v.on_message(NodeId(2), m(reply(3, tail.clone())), &mut cx);
+            assert_eq!(v.best_lock().rank(), (1, 3), "f + 1 vouchers: accepted");
+            v.on_timer(RESYNC_TIMER, &mut cx);
+            // View 1 ends; entering view 2 with a lock of view 1, it asks for the floor.
+            v.on_message(NodeId(1), m(ArtemisMsg::BlameCert(blame_cert)), &mut cx);
+            let mut cx = Cx::new(Duration::from_secs(1));
+            v.on_timer(QUIT_TIMER, &mut cx);
+            assert_eq!(v.safety().view, 2);
+            assert!(cx.actions().iter().any(|a| matches!(
+                a,
+                Action::Broadcast {
+                    msg: ArtemisMsg::SyncRequest(1)
+                }
+            )));
+            v.on_message(NodeId(1), m(reply(floor, Vec::new())), &mut cx);
+            v.on_message(NodeId(2), m(reply(1, Vec::new())), &mut cx);
+            let nv = ArtemisMsg::NewView(Box::new(new_view.clone()));
+            v.on_message(leader_of(2, n), m(nv), &mut cx);
+            assert!(!root_voted(&cx), "no root vote before the floor is known");
+            v.on_timer(FLOOR_TIMER, &mut cx);
+            assert_eq!(root_voted(&cx), expect_root_vote, "floor {floor}");
+            if expect_root_vote {
+                assert!(
+                    cx.actions().iter().any(|a| matches!(
+                        a,
+                        Action::Persist(s) if s.reach >= (1, 3) && s.last_vote == (2, 0)
+                    )),
+                    "the floor it voted on is durable"
+                );
+            }
+        }
+    }
+
     /// A replica restarted in a long view learns from the recovery replies how far the
     /// rounds went, so it accepts the current votes (and can commit again); without
     /// f + 1 such claims, a far-ahead round is refused.
@@ -2860,6 +3237,7 @@ mod tests {
             quit_view: 0,
             last_vote: (1, 0),
             lock: Lock::genesis(),
+            reach: (0, 0),
             committed: (Block::genesis_digest(), 0, 0),
         };
         let round = 5000;
@@ -2889,8 +3267,13 @@ mod tests {
                         entered_by: None,
                         quit: None,
                         round: round - 3,
+                        reach_view: 1,
+                        reach: round - 3,
+                        tail: Vec::new(),
+                        root: None,
                     };
-                    v.on_message(NodeId(from), m(ArtemisMsg::SyncReply(reply)), &mut cx);
+                    let reply = ArtemisMsg::SyncReply(Box::new(reply));
+                    v.on_message(NodeId(from), m(reply), &mut cx);
                 }
             }
             v.on_message(r, m(ArtemisMsg::Vote(Box::new(vote.clone()))), &mut cx);
