@@ -3,7 +3,7 @@
 //! No targets are asserted here; this prints microseconds per operation so regressions
 //! and the effect of changes can be seen. Single-threaded, on the calling thread.
 
-use olympus_crypto::{generate_committee, CertCache, Committee, Keypair, Scheme};
+use olympus_crypto::{generate_committee, CertCache, Claim, Committee, Keypair, Scheme};
 use olympus_types::{Digest, NodeId, Statement};
 use std::hint::black_box;
 use std::time::Instant;
@@ -45,6 +45,10 @@ fn bench(scheme: Scheme, n: usize, iters: u32) {
                 (NodeId(0), d, keys[0].sign(&d))
             })
             .collect();
+        let claims: Vec<Claim> = burst
+            .iter()
+            .map(|(s, d, sig)| Claim::Single(*s, *d, *sig))
+            .collect();
         time(
             &format!("{tag}: {k} signatures, one verify each"),
             iters / 4,
@@ -60,13 +64,39 @@ fn bench(scheme: Scheme, n: usize, iters: u32) {
             iters / 4,
             || {
                 c.forget_verified();
-                assert_eq!(c.prime(black_box(&burst)), k as usize);
+                assert_eq!(c.prime(black_box(&claims)), Some(k as usize));
                 for (s, d, sig) in &burst {
                     c.verify(*s, d, sig).unwrap();
                 }
             },
         );
     }
+    // A proposal and the certificate it carries (a synchronous protocol's voter).
+    let p = Statement::new("bench/proposal").finish();
+    let psig = keys[0].sign(&p);
+    let pair = [
+        Claim::Single(NodeId(0), p, psig),
+        Claim::Certificate(m, agg),
+    ];
+    time(
+        &format!("{tag}: proposal + certificate, two checks"),
+        iters / 4,
+        || {
+            c.forget_verified();
+            c.verify(NodeId(0), &p, &psig).unwrap();
+            c.verify_aggregate(&m, &agg, q).unwrap();
+        },
+    );
+    time(
+        &format!("{tag}: proposal + certificate, prime then check"),
+        iters / 4,
+        || {
+            c.forget_verified();
+            assert_eq!(c.prime(black_box(&pair)), Some(2));
+            c.verify(NodeId(0), &p, &psig).unwrap();
+            c.verify_aggregate(&m, &agg, q).unwrap();
+        },
+    );
     time(&format!("{tag}: verify_aggregate"), iters, || {
         c.forget_verified();
         c.verify_aggregate(black_box(&m), black_box(&agg), q)

@@ -41,6 +41,24 @@ pub struct Committee {
     verified: CertCache,
 }
 
+/// A signature a driver wants checked in a batch ([`Committee::prime`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Claim {
+    /// A member's signature on a message.
+    Single(NodeId, Digest, Signature),
+    /// A certificate: its signers' aggregate signature on one message. Only the
+    /// signature is checked here; how many signers it needs is for the certificate's own
+    /// check, which then finds the signature verified.
+    Certificate(Digest, AggregateSignature),
+}
+
+/// Whose key a batch group is checked against.
+#[derive(Clone, Copy)]
+enum Signers {
+    One(usize),
+    Set(SignerSet),
+}
+
 /// Signatures and certificates a [`Committee`] remembers as verified.
 pub const VERIFIED_CACHE_CAPACITY: usize = 8192;
 
@@ -161,53 +179,77 @@ impl Committee {
         self.fingerprint
     }
 
-    /// Checks several single signatures in one batch and, if all of them hold, remembers
-    /// each as verified, so that the [`Committee::verify`] of each that follows is a
-    /// cache hit. Returns how many were newly verified this way (0 when the batch was too
-    /// small to gain anything, held an undecodable signature or an unknown signer, or
-    /// failed: then nothing is remembered and each message's own check finds the bad
-    /// ones).
+    /// Checks several signatures and certificates in one batch and, if all of them hold,
+    /// remembers each as verified, so that the check of each that follows
+    /// ([`Committee::verify`], [`Committee::verify_aggregate`]) is a cache hit. Returns
+    /// how many were newly verified this way — `Some(0)` when fewer than two were not
+    /// remembered already (nothing to gain) — or `None` when the batch held an
+    /// undecodable signature or an unknown signer, or failed: then nothing is remembered
+    /// and each message's own check finds the bad ones.
     ///
     /// For a driver that holds several received messages at once (a burst of proposals
-    /// from one leader, say): k signatures cost about one pairing check plus k hashes to
-    /// the curve and 2k small scalar multiplications, instead of k pairing checks. The
+    /// from one leader, say, or a proposal and the certificate it carries): k signatures
+    /// and certificates cost about one pairing check plus k hashes to the curve, 2k small
+    /// scalar multiplications and one Miller loop per signer or certificate, instead of k
+    /// pairing checks. The
     /// 128-bit coefficients are derived by hashing the whole batch, so whoever chose the
     /// signatures cannot predict them; a batch with a bad signature passes with
     /// probability about 2^-128. A no-op for the insecure scheme (its checks cost
     /// nothing).
-    pub fn prime(&self, claims: &[(NodeId, Digest, Signature)]) -> usize {
+    pub fn prime(&self, claims: &[Claim]) -> Option<usize> {
         if self.scheme != Scheme::Bls {
-            return 0;
+            return Some(0);
         }
-        let mut fresh: Vec<(usize, &Digest, &Signature, CacheKey)> = Vec::new();
+        // (the group's key: a member, or a certificate's signers; message; signature)
+        let mut fresh: Vec<(Signers, &Digest, &Signature, CacheKey)> = Vec::new();
         let mut seen = HashSet::new();
-        for (signer, msg, sig) in claims {
-            let i = signer.index();
-            if i >= self.size() {
-                return 0;
-            }
-            let key = CacheKey::signature(&self.fingerprint, *signer, msg, sig);
+        for claim in claims {
+            let (signers, msg, sig, key) = match claim {
+                Claim::Single(signer, msg, sig) => {
+                    if signer.index() >= self.size() {
+                        return None;
+                    }
+                    let key = CacheKey::signature(&self.fingerprint, *signer, msg, sig);
+                    (Signers::One(signer.index()), msg, sig, key)
+                }
+                Claim::Certificate(msg, agg) => {
+                    if agg.signers.is_empty() || self.check_signers(&agg.signers, 1).is_err() {
+                        return None;
+                    }
+                    let key = CacheKey::single(&self.fingerprint, msg, agg);
+                    (Signers::Set(agg.signers), msg, &agg.signature, key)
+                }
+            };
             if !seen.insert(key) || self.verified.lookup(&key) {
                 continue;
             }
-            fresh.push((i, msg, sig, key));
+            fresh.push((signers, msg, sig, key));
         }
         if fresh.len() < 2 {
-            return 0;
+            return Some(0);
         }
         let mut seed = blake3::Hasher::new_derive_key(CTX_BATCH);
         seed.update(&self.fingerprint.0);
-        for (i, msg, sig, _) in &fresh {
-            seed.update(&(*i as u16).to_le_bytes());
+        for (signers, msg, sig, _) in &fresh {
+            match signers {
+                Signers::One(i) => {
+                    seed.update(&[0]);
+                    seed.update(&(*i as u16).to_le_bytes());
+                }
+                Signers::Set(set) => {
+                    seed.update(&[1]);
+                    for id in set.iter() {
+                        seed.update(&id.0.to_le_bytes());
+                    }
+                }
+            }
             seed.update(&msg.0);
             seed.update(&sig.0);
         }
         let mut coefficients = seed.finalize_xof();
-        let mut groups: Vec<(usize, Vec<bls::BatchItem>)> = Vec::new();
-        for (i, msg, sig, _) in &fresh {
-            let Some(decoded) = bls::decode_sig(sig) else {
-                return 0;
-            };
+        let mut groups: Vec<(Signers, Vec<bls::BatchItem>)> = Vec::new();
+        for (signers, msg, sig, _) in &fresh {
+            let decoded = bls::decode_sig(sig)?;
             let mut coefficient = [0u8; 16];
             coefficients.fill(&mut coefficient);
             coefficient[0] |= 1; // never zero
@@ -216,23 +258,32 @@ impl Committee {
                 sig: decoded,
                 coefficient,
             };
-            match groups.iter_mut().find(|(s, _)| s == i) {
+            // One Miller loop per member (its messages summed first) and one per
+            // certificate.
+            match groups
+                .iter_mut()
+                .find(|(s, _)| matches!((s, signers), (Signers::One(a), Signers::One(b)) if a == b))
+            {
                 Some((_, items)) => items.push(item),
-                None => groups.push((*i, vec![item])),
+                None => groups.push((*signers, vec![item])),
             }
         }
-        let groups: Vec<(PublicKey, Vec<bls::BatchItem>)> = groups
-            .into_iter()
-            .map(|(i, items)| (self.points[i], items))
-            .collect();
-        if !bls::batch_check(&groups) {
-            return 0;
+        let mut keyed = Vec::with_capacity(groups.len());
+        for (signers, items) in groups {
+            let pk = match signers {
+                Signers::One(i) => self.points[i],
+                Signers::Set(set) => self.aggregate_key(&set)?,
+            };
+            keyed.push((pk, items));
+        }
+        if !bls::batch_check(&keyed) {
+            return None;
         }
         let n = fresh.len();
         for (_, _, _, key) in fresh {
             self.verified.insert(key);
         }
-        n
+        Some(n)
     }
 
     /// Empties the cache of verified signatures and certificates, so that the next check
@@ -367,6 +418,19 @@ impl Committee {
         } else {
             Err(CryptoError::InvalidSignature)
         }
+    }
+
+    /// The sum of the signers' BLS keys (members), from the per-signer-set cache when it is
+    /// there (a sum is cached only once a signature verified against it).
+    fn aggregate_key(&self, signers: &SignerSet) -> Option<PublicKey> {
+        let cached = self
+            .apk_cache
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .find(|(s, _)| s == signers)
+            .map(|(_, apk)| *apk);
+        cached.or_else(|| bls::sum_pks(signers.iter().map(|id| &self.points[id.index()])))
     }
 
     /// Checks `sig` on `h` against the sum of the signers' BLS keys (the signers must be
@@ -825,6 +889,11 @@ mod tests {
             let m = Digest([tag; 32]);
             (NodeId(signer), m, keys[signer as usize].sign(&m))
         };
+        let claims = |v: &[(NodeId, Digest, Signature)]| -> Vec<Claim> {
+            v.iter()
+                .map(|(s, m, sig)| Claim::Single(*s, *m, *sig))
+                .collect()
+        };
         let good = vec![
             claim(1, 1),
             claim(1, 2),
@@ -835,19 +904,19 @@ mod tests {
         // A duplicate claim counts once.
         let mut with_dup = good.clone();
         with_dup.push(good[0]);
-        assert_eq!(c.prime(&with_dup), 5);
+        assert_eq!(c.prime(&claims(&with_dup)), Some(5));
         let hits = c.verified.hits();
         for (s, m, sig) in &good {
             assert!(c.verify(*s, m, sig).is_ok());
         }
         assert_eq!(c.verified.hits(), hits + 5);
         // Already remembered: nothing new to check.
-        assert_eq!(c.prime(&good), 0);
+        assert_eq!(c.prime(&claims(&good)), Some(0));
 
         c.forget_verified();
         let mut bad = good.clone();
         bad[3].2 = keys[0].sign(&bad[3].1); // node 0's signature claimed as node 2's
-        assert_eq!(c.prime(&bad), 0);
+        assert_eq!(c.prime(&claims(&bad)), None);
         let hits = c.verified.hits();
         for (i, (s, m, sig)) in bad.iter().enumerate() {
             assert_eq!(c.verify(*s, m, sig).is_ok(), i != 3);
@@ -859,23 +928,68 @@ mod tests {
         );
 
         c.forget_verified();
-        assert_eq!(c.prime(&good[..1]), 0, "one claim: nothing to gain");
+        assert_eq!(
+            c.prime(&claims(&good[..1])),
+            Some(0),
+            "one claim: nothing to gain"
+        );
         let mut stranger = good.clone();
         stranger[0].0 = NodeId(9);
-        assert_eq!(c.prime(&stranger), 0);
+        assert_eq!(c.prime(&claims(&stranger)), None);
         let mut garbage = good.clone();
         garbage[1].2 = Signature([0xff; olympus_types::SIGNATURE_LEN]);
-        assert_eq!(c.prime(&garbage), 0);
+        assert_eq!(c.prime(&claims(&garbage)), None);
         // The insecure scheme has nothing to gain.
         let (ci, ki) = generate_committee(Scheme::Insecure, &[8; 32], 2).unwrap();
         let m = Digest([1; 32]);
         let m2 = Digest([2; 32]);
         assert_eq!(
             ci.prime(&[
-                (NodeId(0), m, ki[0].sign(&m)),
-                (NodeId(1), m2, ki[1].sign(&m2))
+                Claim::Single(NodeId(0), m, ki[0].sign(&m)),
+                Claim::Single(NodeId(1), m2, ki[1].sign(&m2))
             ]),
-            0
+            Some(0)
+        );
+    }
+
+    /// A proposal's signature and the certificate it carries, checked in one batch: the
+    /// certificate's own check then costs nothing, and a forged certificate fails the
+    /// batch without being remembered.
+    #[test]
+    fn prime_checks_certificates_with_single_signatures() {
+        let (c, keys) = generate_committee(Scheme::Bls, &[3; 32], 4).unwrap();
+        let m = Digest([1; 32]);
+        let votes: Vec<_> = [0u16, 2, 3]
+            .iter()
+            .map(|&i| (NodeId(i), keys[i as usize].sign(&m)))
+            .collect();
+        let cert = c.aggregate_unchecked(&votes);
+        let p = Digest([2; 32]);
+        let proposal = Claim::Single(NodeId(1), p, keys[1].sign(&p));
+        assert_eq!(c.prime(&[proposal, Claim::Certificate(m, cert)]), Some(2));
+        let hits = c.verified.hits();
+        assert!(c.verify_aggregate(&m, &cert, 3).is_ok());
+        assert_eq!(
+            c.verified.hits(),
+            hits + 1,
+            "the certificate was remembered"
+        );
+        assert!(
+            c.verify_aggregate(&m, &cert, 4).is_err(),
+            "the threshold is still the certificate's own check"
+        );
+
+        c.forget_verified();
+        let mut forged = cert;
+        forged.signers.insert(NodeId(1)); // claims a signer whose vote is not in the sum
+        assert_eq!(c.prime(&[proposal, Claim::Certificate(m, forged)]), None);
+        assert!(c.verify_aggregate(&m, &forged, 3).is_err());
+        let mut outsider = cert;
+        outsider.signers.insert(NodeId(7));
+        assert_eq!(c.prime(&[proposal, Claim::Certificate(m, outsider)]), None);
+        assert_eq!(
+            c.prime(&[proposal, Claim::Certificate(m, AggregateSignature::EMPTY)]),
+            None
         );
     }
 

@@ -81,7 +81,7 @@ mod tests;
 
 pub use bls::{DST_POP, DST_SIG};
 pub use cache::{CertCache, DEFAULT_CERT_CACHE_CAPACITY};
-pub use committee::{generate_committee, Committee, APK_CACHE_CAPACITY};
+pub use committee::{generate_committee, Claim, Committee, APK_CACHE_CAPACITY};
 pub use keys::Keypair;
 
 use olympus_types::NodeId;

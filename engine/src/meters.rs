@@ -23,7 +23,7 @@
 //! | `olympus_frames_in_total{from}` | counter | frames handled, `from` = `peer` or `client` |
 //! | `olympus_frames_rejected_total{reason}` | counter | frames refused: `decode` (peer bytes), `signature`, `client_decode`, `client_submit` |
 //! | `olympus_verify_us` | histogram | signature and certificate checks of one peer message |
-//! | `olympus_batch_verify_us`, `olympus_signatures_batched_total`, `olympus_signature_batches_failed_total` | histogram, counter, counter | one batch check of the signatures of a loop turn's frames (`prime`), the signatures it verified, the batches that did not hold (or gained nothing) |
+//! | `olympus_batch_verify_us`, `olympus_signatures_batched_total`, `olympus_signature_batches_failed_total` | histogram, counter, counter | one batch check of the signatures of a loop turn's frames (`prime`), the signatures it verified, the batches that did not hold (turns whose signatures were all verified already are not counted) |
 //! | `olympus_batches_taken_total`, `olympus_batch_txs` | counter, histogram | batches the leader half took, transactions in each |
 //! | `olympus_busy_txs_total` | counter | transactions refused with Busy (pool full) |
 //! | `olympus_persist_us`, `olympus_chain_append_us`, `olympus_chain_sync_us` | histogram | safety-state store (one fdatasync), chain-log append (into the mapping), chain-log write-back (on the syncer thread, covering every block appended before it) |
@@ -485,13 +485,21 @@ impl Meters {
         self.verify_us.record(us(took));
     }
 
-    /// A batch check of `claims` signatures took `took` and verified `primed` of them
-    /// (0: it failed, or found them all verified already).
-    pub fn primed(&self, claims: usize, primed: usize, took: Duration) {
-        self.batch_verify_us.record(us(took));
-        self.signatures_batched.increment(primed as u64);
-        if primed == 0 && claims > 1 {
-            self.signature_batches_failed.increment(1);
+    /// A batch check ([`Committee::prime`](olympus_crypto::Committee::prime)) took `took`
+    /// and verified `primed` signatures (`Some(0)`: all were verified already, so nothing
+    /// was checked; `None`: the batch did not hold).
+    pub fn primed(&self, primed: Option<usize>, took: Duration) {
+        match primed {
+            // Everything was verified already (a forwarded copy): no batch was checked.
+            Some(0) => {}
+            Some(n) => {
+                self.batch_verify_us.record(us(took));
+                self.signatures_batched.increment(n as u64);
+            }
+            None => {
+                self.batch_verify_us.record(us(took));
+                self.signature_batches_failed.increment(1);
+            }
         }
     }
 

@@ -675,7 +675,7 @@ fn prime<P: NodeProtocol>(
     if claims.len() > 1 {
         let priming = Instant::now();
         let primed = committee.prime(claims);
-        meters.primed(claims.len(), primed, priming.elapsed());
+        meters.primed(primed, priming.elapsed());
     }
     decoded
 }

@@ -466,7 +466,11 @@ fn verify_proposal(p: &Proposal, committee: &Committee) -> Result<(), VerifyErro
 pub fn claims(msg: &ApolloMsg, committee: &Committee, out: &mut Vec<crate::Claim>) {
     if let ApolloMsg::Propose(p) = msg {
         let statement = proposal_statement(p.view, p.root, &p.block.digest());
-        out.push((p.signer(committee.size()), statement, p.signature));
+        out.push(crate::Claim::Single(
+            p.signer(committee.size()),
+            statement,
+            p.signature,
+        ));
     }
 }
 

@@ -782,9 +782,13 @@ pub fn claims(msg: &ArtemisMsg, c: &Committee, out: &mut Vec<crate::Claim>) {
         ArtemisMsg::Propose(sb) => {
             let b = &sb.block;
             let statement = block_statement(b.view, &b.digest());
-            out.push((leader_of(b.view, c.size()), statement, sb.signature));
+            out.push(crate::Claim::Single(
+                leader_of(b.view, c.size()),
+                statement,
+                sb.signature,
+            ));
         }
-        ArtemisMsg::Vote(v) => out.push((v.voter, v.id(), v.signature)),
+        ArtemisMsg::Vote(v) => out.push(crate::Claim::Single(v.voter, v.id(), v.signature)),
         _ => {}
     }
 }

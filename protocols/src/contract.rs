@@ -39,9 +39,9 @@ use std::fmt::Debug;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// A single signature a message carries: `(signer, statement, signature)`; see
-/// [`Protocol::claims`].
-pub type Claim = (NodeId, Digest, olympus_types::Signature);
+/// A signature a message carries, for the driver to check in a batch: a member's
+/// signature on a statement, or a certificate; see [`Protocol::claims`].
+pub use olympus_crypto::Claim;
 
 /// See "The committed mark is persisted lazily" in the module docs.
 pub const COMMIT_PERSIST_EVERY: u64 = 32;
@@ -420,8 +420,8 @@ pub trait Protocol: 'static {
         committee: &Committee,
     ) -> Result<Verified<Self::Msg>, VerifyError>;
 
-    /// The single signatures [`Protocol::verify`] will check in `msg`, pushed onto `out`
-    /// as `(signer, statement, signature)`. A driver that holds several received
+    /// Signatures [`Protocol::verify`] will check in `msg`, pushed onto `out` (a member's
+    /// signature on a statement, or a certificate). A driver that holds several received
     /// messages checks all of theirs in one batch first ([`Committee::prime`]); each
     /// `verify` then finds them in the committee's cache. A hint only: naming none (the
     /// default) or a wrong one costs time, never safety, since `verify` still checks

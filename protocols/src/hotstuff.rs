@@ -532,21 +532,27 @@ impl Leader {
     /// the QC and, if this replica leads the next view, proposes in it.
     fn on_vote(&mut self, v: Vote, cx: &mut Cx) {
         let key = (v.view, v.height, v.block);
-        if let Some(q) = self.votes.add(key, v.voter, (v.signature, v.busy)) {
+        if let Some(mut q) = self.votes.add(key, v.voter, (v.signature, v.busy)) {
             // Aggregate-then-verify: the votes' signatures were not checked on arrival.
             let statement = vote_statement(v.view, v.height, &v.block);
-            let sigs: Vec<_> = q.iter().map(|(n, (s, _))| (*n, *s)).collect();
-            let busy = q.iter().any(|(_, (_, b))| *b);
-            let (sig, bad) = self.committee.aggregate(&statement, &sigs);
-            if !bad.is_empty() {
-                let good = q.into_iter().filter(|(n, _)| !bad.contains(n)).collect();
-                self.votes.reopen(&key, good);
+            let (sig, busy) = loop {
+                let sigs: Vec<_> = q.iter().map(|(n, (s, _))| (*n, *s)).collect();
+                let busy = q.iter().any(|(_, (_, b))| *b);
+                let (sig, bad) = self.committee.aggregate(&statement, &sigs);
+                if bad.is_empty() {
+                    break (sig, busy);
+                }
                 cx.event(Event::Ignored {
                     kind: "vote",
                     reason: "bad signature",
                 });
-                return;
-            }
+                // Without the bad votes, and with those that arrived since, if enough.
+                let good = q.into_iter().filter(|(n, _)| !bad.contains(n)).collect();
+                match self.votes.reopen(&key, good) {
+                    Some(next) => q = next,
+                    None => return,
+                }
+            };
             let qc = QuorumCert {
                 view: v.view,
                 height: v.height,

@@ -8,7 +8,9 @@
 //!   `B_k` in its current view v — a *commit certificate* CC(`B_k`), which it aggregates
 //!   itself or receives — and has not quit v (nor is recovering from a restart) first
 //!   broadcasts the CC, then commits `B_k` and its ancestors at once. The 2Δ synchronous
-//!   commit stays.
+//!   commit stays. (Designed here, for cost: only v's leader aggregates CCs as votes
+//!   arrive; the others commit by the CC it broadcasts and aggregate theirs when the view
+//!   ends. A leader that withholds CCs only leaves them the 2Δ commit.)
 //! - **Locks respect CCs.** On entering v+1 a replica that knows a CC of view v locks on
 //!   the highest certificate that extends the highest such CC (the CC itself counts);
 //!   without one, on the highest certificate (as in Sync HotStuff). Its status to the new

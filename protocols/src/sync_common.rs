@@ -29,10 +29,19 @@
 //! ## Votes are checked by aggregation
 //!
 //! [`verify`] checks who sent a vote but not its signature: a vote is only ever used
-//! inside a certificate, so each half checks the *sum* of a quorum once it has one (one
-//! pairing), bisecting to the bad votes only if the sum fails and waiting for others in
-//! their place. Both halves of a replica usually sum the same first quorum; the
-//! committee's verified cache makes the second check free. Likewise a proposal that
+//! inside a certificate, so a half checks the *sum* of a quorum (one pairing), bisecting
+//! to the bad votes only if the sum fails and completing the quorum from votes that came
+//! later (the collection keeps them). Only the view's leader sums at once — it needs the
+//! certificate to propose the next block. Everybody else keeps the quorum unsummed: the
+//! next proposal carries the leader's certificate for the same statement, which is
+//! checked anyway, and the quorum is dropped. What is left when a view ends is summed
+//! before the lock is chosen (and before replying to a restarted replica), so the lock
+//! rule sees every certificate it saw before: the commit rule's argument — every honest
+//! replica holds a certificate for a committed block by the time it quits — is unchanged.
+//! Opt Sync's commit certificates are summed at once by the view's leader, which
+//! broadcasts each (`CommitCert`); the others commit by that one and sum their own CC
+//! quorums only when the view ends — one pairing less per block for each of them, one
+//! message delay more on the responsive commit. A proposal that
 //! reaches a replica n − 1 times (every other replica forwards it) costs one signature
 //! check; it is not forwarded back to its signer, which would pay a check for nothing.
 //!
@@ -468,11 +477,25 @@ fn verify_proposal(p: &Proposal, committee: &Committee) -> Result<(), VerifyErro
 }
 
 /// [`Protocol::claims`](crate::Protocol::claims) for both protocols: a proposal's
-/// leader signature (votes are checked by aggregation, certificates whole).
+/// leader signature and the certificate its block carries (votes are checked by
+/// aggregation).
 pub fn claims(msg: &SyncMsg, committee: &Committee, out: &mut Vec<crate::Claim>) {
     if let SyncMsg::Propose(p) = msg {
         let statement = proposal_statement(p.view, &p.block.digest());
-        out.push((leader_of(p.view, committee.size()), statement, p.signature));
+        out.push(crate::Claim::Single(
+            leader_of(p.view, committee.size()),
+            statement,
+            p.signature,
+        ));
+        // The certificate it carries: a voter checks both on every block, and in one
+        // batch they cost about half as much.
+        let j = &p.block.justify;
+        if !p.block.is_genesis() && !j.is_genesis() {
+            out.push(crate::Claim::Certificate(
+                vote_statement(j.view, j.height, &j.block),
+                j.sig,
+            ));
+        }
     }
 }
 
@@ -643,6 +666,61 @@ const BAD_VOTE: Event = Event::Ignored {
     reason: "bad signature",
 };
 
+type VoteKey = (View, Height, Digest);
+
+/// Sums the quorum `q` of `key` into a certificate. Bad votes are dropped and the quorum
+/// is completed from the votes that arrived since, while enough are left; `None` when too
+/// few good ones are (the collection is open again and yields once more arrive).
+fn certify(
+    committee: &Committee,
+    votes: &mut Collector<VoteKey, Signature>,
+    key: VoteKey,
+    mut q: Vec<(NodeId, Signature)>,
+    cx: &mut Cx,
+) -> Option<QuorumCert> {
+    loop {
+        match aggregate_qc(committee, key, q) {
+            Ok(qc) => {
+                cx.event(Event::CertificateFormed {
+                    view: key.0,
+                    block: key.2,
+                });
+                return Some(qc);
+            }
+            Err(good) => {
+                cx.event(BAD_VOTE);
+                q = votes.reopen(&key, good)?;
+            }
+        }
+    }
+}
+
+/// Quorums of votes a half collected but has not summed (see "Votes are checked by
+/// aggregation"): the next proposal normally brings the leader's certificate for the same
+/// statement, checked anyway, and then the quorum is dropped unsummed. What is left is
+/// summed when a view ends, before the lock is chosen ([`Unsummed::take`]). Bounded: the
+/// lowest-ranked go first.
+#[derive(Debug, Default)]
+struct Unsummed(BTreeMap<VoteKey, Vec<(NodeId, Signature)>>);
+
+impl Unsummed {
+    fn keep(&mut self, key: VoteKey, votes: Vec<(NodeId, Signature)>) {
+        self.0.insert(key, votes);
+        while self.0.len() > MAX_COLLECTING {
+            self.0.pop_first();
+        }
+    }
+
+    /// A certificate for `qc`'s statement is held: its quorum need not be summed.
+    fn certified(&mut self, qc: &QuorumCert) {
+        self.0.remove(&(qc.view, qc.height, qc.block));
+    }
+
+    fn take(&mut self) -> Vec<(VoteKey, Vec<(NodeId, Signature)>)> {
+        std::mem::take(&mut self.0).into_iter().collect()
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // Leader half
 // ---------------------------------------------------------------------------------------
@@ -668,6 +746,8 @@ pub struct Leader {
     /// A QC of this view on the latest proposal: the next block extends it.
     ready: Option<QuorumCert>,
     votes: Collector<(View, Height, Digest), Signature>,
+    /// Quorums of views this half does not lead, summed only when a view ends.
+    unsummed: Unsummed,
     blames: Collector<View, Signature>,
     statuses: BTreeMap<View, BTreeMap<NodeId, Status>>,
     blocks: HashMap<Digest, Arc<Block>>,
@@ -711,6 +791,7 @@ impl Leader {
             proposed_new_view: false,
             ready: None,
             votes: Collector::new(quorum(cfg.n), MAX_COLLECTING),
+            unsummed: Unsummed::default(),
             blames: Collector::new(quorum(cfg.n), MAX_COLLECTING),
             statuses: BTreeMap::new(),
             blocks: HashMap::new(),
@@ -771,6 +852,15 @@ impl Leader {
         true
     }
 
+    /// Sums the quorums left unsummed (see [`Unsummed`]).
+    fn settle(&mut self, cx: &mut Cx) {
+        for (key, q) in self.unsummed.take() {
+            if let Some(qc) = certify(&self.committee, &mut self.votes, key, q, cx) {
+                self.on_qc(qc, cx);
+            }
+        }
+    }
+
     fn remember(&mut self, block: &Block) {
         let d = block.digest();
         if self.blocks.contains_key(&d) {
@@ -802,6 +892,7 @@ impl Leader {
     }
 
     fn on_qc(&mut self, qc: QuorumCert, cx: &mut Cx) {
+        self.unsummed.certified(&qc);
         if rank(&qc) > rank(&self.high_qc) {
             self.high_qc = qc;
         }
@@ -973,12 +1064,14 @@ impl Half<SyncMsg, Safety> for Leader {
                 }
                 let key = (v.view, v.height, v.block);
                 if let Some(q) = self.votes.add(key, v.voter, v.signature) {
-                    match aggregate_qc(&self.committee, key, q) {
-                        Ok(qc) => self.on_qc(qc, cx),
-                        Err(good) => {
-                            self.votes.reopen(&key, good);
-                            cx.event(BAD_VOTE);
+                    // The leader needs the certificate to propose the next block; any
+                    // other leader half gets it with that proposal.
+                    if self.leads(key.0) {
+                        if let Some(qc) = certify(&self.committee, &mut self.votes, key, q, cx) {
+                            self.on_qc(qc, cx);
                         }
+                    } else {
+                        self.unsummed.keep(key, q);
                     }
                 }
             }
@@ -1043,6 +1136,7 @@ impl Half<SyncMsg, Safety> for Leader {
                 if !self.quitting {
                     return;
                 }
+                self.settle(cx);
                 self.view += 1;
                 self.quitting = false;
                 self.proposed_height = 0;
@@ -1128,7 +1222,12 @@ pub struct Voter {
     pending_commits: BTreeMap<Height, Digest>,
     // Collections.
     votes: Collector<(View, Height, Digest), Signature>,
+    /// Quorums summed only when needed (see [`Unsummed`]).
+    unsummed: Unsummed,
     cc_votes: Collector<(View, Height, Digest), Signature>,
+    /// Commit-certificate quorums of a view this replica does not lead: its leader sums
+    /// them and broadcasts the CC; what is left is summed when the view ends.
+    cc_unsummed: Unsummed,
     blames: Collector<View, Signature>,
     buffered: BTreeMap<(View, Height, Digest), (NodeId, Proposal)>,
     requested: HashSet<Digest>,
@@ -1191,7 +1290,9 @@ impl Voter {
             last_vote_at: Duration::ZERO,
             pending_commits: BTreeMap::new(),
             votes: Collector::new(quorum(cfg.n), MAX_COLLECTING),
+            unsummed: Unsummed::default(),
             cc_votes: Collector::new(cc_quorum(cfg.n), MAX_COLLECTING),
+            cc_unsummed: Unsummed::default(),
             blames: Collector::new(quorum(cfg.n), MAX_COLLECTING),
             buffered: BTreeMap::new(),
             requested: HashSet::new(),
@@ -1248,6 +1349,7 @@ impl Voter {
         if qc.is_genesis() {
             return;
         }
+        self.unsummed.certified(&qc);
         if qc.view == self.safety.view {
             match self.slots.get(&qc.height) {
                 Some(d) if *d != qc.block => self.on_equivocation(None, cx),
@@ -1298,29 +1400,32 @@ impl Voter {
         }
         let key = (v.view, v.height, v.block);
         if let Some(q) = self.votes.add(key, v.voter, v.signature) {
-            match aggregate_qc(&self.committee, key, q) {
-                Ok(qc) => {
-                    cx.event(Event::CertificateFormed {
-                        view: v.view,
-                        block: v.block,
-                    });
-                    self.on_qc(qc, cx);
-                }
-                Err(good) => {
-                    self.votes.reopen(&key, good);
-                    cx.event(BAD_VOTE);
-                }
-            }
+            self.unsummed.keep(key, q);
         }
         if self.opt {
             if let Some(q) = self.cc_votes.add(key, v.voter, v.signature) {
-                match aggregate_qc(&self.committee, key, q) {
-                    Ok(cc) => self.on_cc(cc, cx),
-                    Err(good) => {
-                        self.cc_votes.reopen(&key, good);
-                        cx.event(BAD_VOTE);
+                if leader_of(key.0, self.n) == self.id {
+                    if let Some(cc) = certify(&self.committee, &mut self.cc_votes, key, q, cx) {
+                        self.on_cc(cc, cx);
                     }
+                } else {
+                    self.cc_unsummed.keep(key, q);
                 }
+            }
+        }
+    }
+
+    /// Sums the quorums left unsummed (see [`Unsummed`]): before the lock is chosen, and
+    /// before this replica's certificates are reported to a restarted one.
+    fn settle(&mut self, cx: &mut Cx) {
+        for (key, q) in self.cc_unsummed.take() {
+            if let Some(cc) = certify(&self.committee, &mut self.cc_votes, key, q, cx) {
+                self.on_cc(cc, cx);
+            }
+        }
+        for (key, q) in self.unsummed.take() {
+            if let Some(qc) = certify(&self.committee, &mut self.votes, key, q, cx) {
+                self.on_qc(qc, cx);
             }
         }
     }
@@ -1332,6 +1437,7 @@ impl Voter {
         if !self.opt {
             return;
         }
+        self.cc_unsummed.certified(&cc);
         self.on_qc(cc, cx);
         if cc.view != self.safety.view {
             return;
@@ -1651,6 +1757,7 @@ impl Voter {
     }
 
     fn enter_next_view(&mut self, cx: &mut Cx) {
+        self.settle(cx);
         let from = self.safety.view;
         let k = self.cc_cur.filter(|c| c.view == from);
         let lock = self.choose_lock(k);
@@ -1838,6 +1945,7 @@ impl Half<SyncMsg, Safety> for Voter {
             SyncMsg::Blocks(blocks) => self.on_blocks(from, blocks, cx),
             SyncMsg::SyncRequest => {
                 if from != self.id {
+                    self.settle(cx);
                     cx.send(from, SyncMsg::SyncReply(Box::new(self.sync_reply())));
                 }
             }
@@ -2044,21 +2152,37 @@ mod tests {
                 })
                 .count()
         };
+        let bad_votes = |cx: &Cx| {
+            cx.actions()
+                .iter()
+                .filter(|a| matches!(a, crate::contract::Action::Event(e) if *e == BAD_VOTE))
+                .count()
+        };
         let mut cx = Cx::new(Duration::ZERO);
         v.on_vote(vote(0, 0), &mut cx);
         v.on_vote(vote(1, 2), &mut cx); // forged: signed with replica 2's key
+                                        // A voter sums its quorums lazily: nothing is checked yet.
+        assert_eq!((formed(&cx), bad_votes(&cx)), (0, 0));
+        v.on_vote(vote(2, 2), &mut cx); // after the quorum: kept, not yielded
         assert_eq!(formed(&cx), 0);
-        assert!(cx
-            .actions()
-            .iter()
-            .any(|a| matches!(a, crate::contract::Action::Event(e) if *e == BAD_VOTE)));
-        v.on_vote(vote(2, 2), &mut cx);
-        assert_eq!(formed(&cx), 1);
+        // The view ends (or a restarted replica asks): the sum fails, the forged vote is
+        // dropped and the quorum completed from the vote that came after it.
+        v.settle(&mut cx);
+        assert_eq!((formed(&cx), bad_votes(&cx)), (1, 1));
         // The block is unknown, so the certificate waits for it.
         let qc = *v.waiting_qcs.back().expect("the certificate is kept");
         assert_eq!((qc.view, qc.height, qc.block), (1, 1, d));
         assert!(verify_qc(&qc, &c).is_ok());
         assert!(!qc.sig.signers.contains(NodeId(1)));
+        // A certificate for the statement (the next proposal's justify) makes the quorum
+        // unneeded: it is never summed.
+        let mut v = Voter::new(&cfg, false, keys[0].clone(), c.clone(), None);
+        let mut cx = Cx::new(Duration::ZERO);
+        v.on_vote(vote(0, 0), &mut cx);
+        v.on_vote(vote(1, 2), &mut cx);
+        v.on_qc(qc, &mut cx);
+        v.settle(&mut cx);
+        assert_eq!((formed(&cx), bad_votes(&cx)), (0, 0));
     }
 
     /// A leader half that does not lead the view forwards its batches to the view's
