@@ -9,8 +9,9 @@
 //!   itself or receives — and has not quit v (nor is recovering from a restart) first
 //!   broadcasts the CC, then commits `B_k` and its ancestors at once. The 2Δ synchronous
 //!   commit stays. (Designed here, for cost: only v's leader aggregates CCs as votes
-//!   arrive; the others commit by the CC it broadcasts and aggregate theirs when the view
-//!   ends. A leader that withholds CCs only leaves them the 2Δ commit.)
+//!   arrive; the others commit by the CC it broadcasts, and aggregate theirs only when it
+//!   has not come Δ/4 after their quorum completed. A leader that withholds CCs only
+//!   delays their responsive commits by Δ/4.)
 //! - **Locks respect CCs.** On entering v+1 a replica that knows a CC of view v locks on
 //!   the highest certificate that extends the highest such CC (the CC itself counts);
 //!   without one, on the highest certificate (as in Sync HotStuff). Its status to the new

@@ -39,9 +39,13 @@
 //! rule sees every certificate it saw before: the commit rule's argument — every honest
 //! replica holds a certificate for a committed block by the time it quits — is unchanged.
 //! Opt Sync's commit certificates are summed at once by the view's leader, which
-//! broadcasts each (`CommitCert`); the others commit by that one and sum their own CC
-//! quorums only when the view ends — one pairing less per block for each of them, one
-//! message delay more on the responsive commit. A proposal that
+//! broadcasts each (`CommitCert`); the others commit by that one, and sum a CC quorum
+//! themselves if the leader's CC has not come Δ/4 after it completed, or at once when the
+//! view shows trouble (an equivocation, a blame, a blame certificate — before quitting,
+//! so a replica commits by every CC quorum it completed before it quit, as if it had
+//! summed each at once). One pairing less per block for each of them while the leader
+//! sends its CCs; a message delay more on the responsive commit, Δ/4 more when it
+//! withholds them. A proposal that
 //! reaches a replica n − 1 times (every other replica forwards it) costs one signature
 //! check; it is not forwarded back to its signer, which would pay a check for nothing.
 //!
@@ -139,6 +143,10 @@ pub const MAX_STATUS_VIEWS: usize = 4;
 const BLAME_TIMER: TimerId = TimerId(1);
 const QUIT_TIMER: TimerId = TimerId(2);
 const RESYNC_TIMER: TimerId = TimerId(3);
+const CC_TIMER: TimerId = TimerId(4);
+/// A replica that does not lead the view sums a commit-certificate quorum itself when the
+/// leader's CC has not come within Δ / this.
+const CC_WAIT_DIVISOR: u32 = 4;
 const COMMIT_TIMER_BASE: u64 = 1 << 32;
 // Leader timers.
 const ENTER_TIMER: TimerId = TimerId(1);
@@ -701,11 +709,14 @@ fn certify(
 /// summed when a view ends, before the lock is chosen ([`Unsummed::take`]). Bounded: the
 /// lowest-ranked go first.
 #[derive(Debug, Default)]
-struct Unsummed(BTreeMap<VoteKey, Vec<(NodeId, Signature)>>);
+struct Unsummed(BTreeMap<VoteKey, (Duration, Vec<(NodeId, Signature)>)>);
+
+type Quorum = (VoteKey, Vec<(NodeId, Signature)>);
 
 impl Unsummed {
-    fn keep(&mut self, key: VoteKey, votes: Vec<(NodeId, Signature)>) {
-        self.0.insert(key, votes);
+    /// Keeps the quorum of `key`, completed at `now`.
+    fn keep(&mut self, key: VoteKey, votes: Vec<(NodeId, Signature)>, now: Duration) {
+        self.0.insert(key, (now, votes));
         while self.0.len() > MAX_COLLECTING {
             self.0.pop_first();
         }
@@ -716,8 +727,29 @@ impl Unsummed {
         self.0.remove(&(qc.view, qc.height, qc.block));
     }
 
-    fn take(&mut self) -> Vec<(VoteKey, Vec<(NodeId, Signature)>)> {
-        std::mem::take(&mut self.0).into_iter().collect()
+    fn take(&mut self) -> Vec<Quorum> {
+        std::mem::take(&mut self.0)
+            .into_iter()
+            .map(|(k, (_, v))| (k, v))
+            .collect()
+    }
+
+    /// Takes the quorums completed at or before `cutoff`.
+    fn take_due(&mut self, cutoff: Duration) -> Vec<Quorum> {
+        let due: Vec<VoteKey> = self
+            .0
+            .iter()
+            .filter(|(_, (t, _))| *t <= cutoff)
+            .map(|(k, _)| *k)
+            .collect();
+        due.into_iter()
+            .filter_map(|k| self.0.remove(&k).map(|(_, v)| (k, v)))
+            .collect()
+    }
+
+    /// When the oldest quorum kept was completed.
+    fn oldest(&self) -> Option<Duration> {
+        self.0.values().map(|(t, _)| *t).min()
     }
 }
 
@@ -1071,7 +1103,7 @@ impl Half<SyncMsg, Safety> for Leader {
                             self.on_qc(qc, cx);
                         }
                     } else {
-                        self.unsummed.keep(key, q);
+                        self.unsummed.keep(key, q, Duration::ZERO);
                     }
                 }
             }
@@ -1400,7 +1432,7 @@ impl Voter {
         }
         let key = (v.view, v.height, v.block);
         if let Some(q) = self.votes.add(key, v.voter, v.signature) {
-            self.unsummed.keep(key, q);
+            self.unsummed.keep(key, q, self.now);
         }
         if self.opt {
             if let Some(q) = self.cc_votes.add(key, v.voter, v.signature) {
@@ -1409,9 +1441,45 @@ impl Voter {
                         self.on_cc(cc, cx);
                     }
                 } else {
-                    self.cc_unsummed.keep(key, q);
+                    // The leader's CC normally arrives first; if it does not within
+                    // CC_WAIT, this replica sums its own.
+                    if self.cc_unsummed.oldest().is_none() {
+                        cx.set_timer(CC_TIMER, self.cc_wait());
+                    }
+                    self.cc_unsummed.keep(key, q, self.now);
                 }
             }
+        }
+    }
+
+    /// How long a replica waits for its leader's commit certificate before summing the
+    /// quorum it holds itself.
+    fn cc_wait(&self) -> Duration {
+        self.delta / CC_WAIT_DIVISOR
+    }
+
+    /// Sums every commit-certificate quorum held unsummed: the view is in trouble (an
+    /// equivocation, a blame, its end), so this replica stops waiting for its leader's
+    /// CCs — it would have committed by them had it summed them at once.
+    fn settle_ccs(&mut self, cx: &mut Cx) {
+        for (key, q) in self.cc_unsummed.take() {
+            if let Some(cc) = certify(&self.committee, &mut self.cc_votes, key, q, cx) {
+                self.on_cc(cc, cx);
+            }
+        }
+    }
+
+    /// Sums the commit-certificate quorums whose CC the leader has not sent within
+    /// [`Voter::cc_wait`], and waits for the next.
+    fn on_cc_timer(&mut self, cx: &mut Cx) {
+        let wait = self.cc_wait();
+        for (key, q) in self.cc_unsummed.take_due(self.now.saturating_sub(wait)) {
+            if let Some(cc) = certify(&self.committee, &mut self.cc_votes, key, q, cx) {
+                self.on_cc(cc, cx);
+            }
+        }
+        if let Some(t) = self.cc_unsummed.oldest() {
+            cx.set_timer(CC_TIMER, (t + wait).saturating_sub(self.now));
         }
     }
 
@@ -1675,6 +1743,7 @@ impl Voter {
         if self.quitting {
             return;
         }
+        self.settle_ccs(cx);
         if !self.equivocated {
             self.equivocated = true;
             self.pending_commits.clear();
@@ -1701,6 +1770,9 @@ impl Voter {
         if b.view < self.safety.view {
             return;
         }
+        if b.view == self.safety.view {
+            self.settle_ccs(cx);
+        }
         if b.view == self.safety.view && b.proof.is_some() && !self.equivocated {
             self.on_equivocation(b.proof.clone(), cx);
         }
@@ -1719,6 +1791,11 @@ impl Voter {
         let view = self.safety.view;
         if c.view < view || (c.view == view && self.quitting) {
             return;
+        }
+        if c.view == view {
+            // What it would have committed by had it summed its quorums at once, it
+            // commits by now, before quitting (see `settle_ccs`).
+            self.settle_ccs(cx);
         }
         if c.view > view {
             self.reset_view_state();
@@ -1979,6 +2056,7 @@ impl Half<SyncMsg, Safety> for Voter {
             }
             QUIT_TIMER if self.quitting => self.enter_next_view(cx),
             RESYNC_TIMER => self.end_resync(cx),
+            CC_TIMER => self.on_cc_timer(cx),
             TimerId(t) if t >= COMMIT_TIMER_BASE => {
                 let height = t - COMMIT_TIMER_BASE;
                 if self.quitting || self.equivocated || self.passive {
@@ -2124,6 +2202,73 @@ mod tests {
     /// Votes are checked when a quorum is aggregated, not by `verify`: a quorum that
     /// holds a forged vote forms no certificate, the forged vote is dropped, and the next
     /// good vote completes the certificate.
+    /// Opt Sync: a replica that does not lead the view waits for its leader's commit
+    /// certificate instead of summing its own CC quorum; it sums the quorum itself only
+    /// when the leader's CC has not come Δ/4 later.
+    #[test]
+    fn a_non_leader_sums_its_cc_quorum_only_when_the_leaders_cc_is_late() {
+        let (keys, c) = setup(3);
+        let c = Arc::new(c);
+        assert_eq!((cc_quorum(3), leader_of(1, 3)), (3, NodeId(1)));
+        let cfg = ReplicaConfig::new(NodeId(0), 3);
+        let d = Digest([9; 32]);
+        let vote = |i: usize| Vote {
+            view: 1,
+            height: 1,
+            block: d,
+            voter: NodeId(i as u16),
+            signature: keys[i].sign(&vote_statement(1, 1, &d)),
+        };
+        let formed = |cx: &Cx| {
+            cx.actions()
+                .iter()
+                .filter(|a| {
+                    matches!(
+                        a,
+                        crate::contract::Action::Event(Event::CertificateFormed { .. })
+                    )
+                })
+                .count()
+        };
+        let wait = cfg.delta / CC_WAIT_DIVISOR;
+        for leader_sends in [false, true] {
+            let mut v = Voter::new(&cfg, true, keys[0].clone(), c.clone(), None);
+            let mut cx = Cx::new(Duration::ZERO);
+            for i in 0..3 {
+                v.on_vote(vote(i), &mut cx);
+            }
+            assert_eq!(formed(&cx), 0, "nothing summed yet");
+            assert!(v.cc_cur.is_none());
+            assert!(cx.actions().iter().any(|a| matches!(
+                a,
+                crate::contract::Action::SetTimer { id, after } if *id == CC_TIMER && *after == wait
+            )));
+            if leader_sends {
+                let cc = QuorumCert {
+                    view: 1,
+                    height: 1,
+                    block: d,
+                    sig: c.aggregate_unchecked(
+                        &(0..3)
+                            .map(|i| (NodeId(i as u16), vote(i).signature))
+                            .collect::<Vec<_>>(),
+                    ),
+                };
+                v.on_cc(cc, &mut cx);
+            }
+            let mut cx = Cx::new(wait);
+            v.now = wait;
+            v.on_timer(CC_TIMER, &mut cx);
+            // Summed here only when the leader's CC did not come.
+            assert_eq!(
+                formed(&cx),
+                usize::from(!leader_sends),
+                "leader sends: {leader_sends}"
+            );
+            assert!(v.cc_cur.is_some());
+        }
+    }
+
     #[test]
     fn a_bad_vote_is_caught_by_aggregation() {
         let (keys, c) = setup(3);
