@@ -285,6 +285,20 @@ fn an_apollo_node_killed_under_load_recovers_and_executes_nothing_twice() {
     );
 }
 
+/// The same for Artemis on real nodes: the restarted node resynchronises (recovery
+/// replies with the peers' chain tails, block fetches), commits again and executes every
+/// transaction exactly once. (The liveness cases of its recovery — several replicas
+/// restarting within one view — are the simulator's: see `sim/tests/artemis.rs`.)
+#[test]
+fn an_artemis_node_killed_under_load_recovers_and_executes_nothing_twice() {
+    kill_and_restart_under_load(
+        3,
+        16_000,
+        &["--rate", "4000"],
+        &["--protocol", "artemis", "--delta-ms", "20"],
+    );
+}
+
 /// The same with batches disseminated by digest: the restarted node replays its chain
 /// from its batch log and fetches the batches it missed.
 #[test]
