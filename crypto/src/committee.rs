@@ -191,10 +191,9 @@ impl Committee {
     /// from one leader, say, or a proposal and the certificate it carries): k signatures
     /// and certificates cost about one pairing check plus k hashes to the curve, 2k small
     /// scalar multiplications and one Miller loop per signer or certificate, instead of k
-    /// pairing checks. The
-    /// 128-bit coefficients are derived by hashing the whole batch, so whoever chose the
-    /// signatures cannot predict them; a batch with a bad signature passes with
-    /// probability about 2^-128. A no-op for the insecure scheme (its checks cost
+    /// pairing checks. The 128-bit coefficients are derived by hashing the whole batch, so
+    /// whoever chose the signatures cannot predict them; a batch with a bad signature
+    /// passes with probability about 2^-128. A no-op for the insecure scheme (its checks cost
     /// nothing).
     pub fn prime(&self, claims: &[Claim]) -> Option<usize> {
         if self.scheme != Scheme::Bls {
@@ -213,7 +212,7 @@ impl Committee {
                     (Signers::One(signer.index()), msg, sig, key)
                 }
                 Claim::Certificate(msg, agg) => {
-                    if agg.signers.is_empty() || self.check_signers(&agg.signers, 1).is_err() {
+                    if self.check_signers(&agg.signers, 1).is_err() {
                         return None;
                     }
                     let key = CacheKey::single(&self.fingerprint, msg, agg);
@@ -420,17 +419,24 @@ impl Committee {
         }
     }
 
-    /// The sum of the signers' BLS keys (members), from the per-signer-set cache when it is
-    /// there (a sum is cached only once a signature verified against it).
-    fn aggregate_key(&self, signers: &SignerSet) -> Option<PublicKey> {
-        let cached = self
-            .apk_cache
+    /// The cached sum of the signers' BLS keys, if a signature verified against it lately.
+    fn cached_aggregate_key(&self, signers: &SignerSet) -> Option<PublicKey> {
+        self.apk_cache
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .iter()
             .find(|(s, _)| s == signers)
-            .map(|(_, apk)| *apk);
-        cached.or_else(|| bls::sum_pks(signers.iter().map(|id| &self.points[id.index()])))
+            .map(|(_, apk)| *apk)
+    }
+
+    /// The sum of the signers' BLS keys (members), from the cache when it is there.
+    fn aggregate_key(&self, signers: &SignerSet) -> Option<PublicKey> {
+        self.cached_aggregate_key(signers)
+            .or_else(|| self.sum_keys(signers))
+    }
+
+    fn sum_keys(&self, signers: &SignerSet) -> Option<PublicKey> {
+        bls::sum_pks(signers.iter().map(|id| &self.points[id.index()]))
     }
 
     /// Checks `sig` on `h` against the sum of the signers' BLS keys (the signers must be
@@ -443,25 +449,20 @@ impl Committee {
         h: &bls::HashedMsg,
         sig: &BlstSignature,
     ) -> bool {
-        let lock = || {
-            self.apk_cache
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-        };
-        let cached = lock()
-            .iter()
-            .find(|(s, _)| s == signers)
-            .map(|(_, apk)| *apk);
-        if let Some(apk) = cached {
-            return bls::pairing_check(&[(*h, apk)], sig);
-        }
-        let Some(apk) = bls::sum_pks(signers.iter().map(|id| &self.points[id.index()])) else {
+        let cached = self.cached_aggregate_key(signers);
+        let Some(apk) = cached.or_else(|| self.sum_keys(signers)) else {
             return false;
         };
         if !bls::pairing_check(&[(*h, apk)], sig) {
             return false;
         }
-        let mut cache = lock();
+        if cached.is_some() {
+            return true;
+        }
+        let mut cache = self
+            .apk_cache
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         if !cache.iter().any(|(s, _)| s == signers) {
             if cache.len() >= APK_CACHE_CAPACITY {
                 cache.pop_front();

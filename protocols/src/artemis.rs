@@ -701,6 +701,15 @@ fn verify_signed_block(sb: &SignedBlock, c: &Committee) -> Result<(), VerifyErro
         .map_err(|_| VerifyError::BadSignature(leader))
 }
 
+fn verify_root_cert(r: &RootCert, c: &Committee) -> Result<(), VerifyError> {
+    c.verify_aggregate(
+        &root_id(r.view, &r.block, r.height),
+        &r.sig,
+        quorum(c.size()),
+    )
+    .map_err(|e| bad_cert("root certificate", e))
+}
+
 fn verify_skip_cert(s: &SkipCert, c: &Committee) -> Result<(), VerifyError> {
     if s.round == 0 {
         return Err(malformed("skip of round 0"));
@@ -799,7 +808,6 @@ pub fn verify(
     from: NodeId,
     c: &Committee,
 ) -> Result<Verified<ArtemisMsg>, VerifyError> {
-    let n = c.size();
     match &msg {
         ArtemisMsg::Propose(sb) => verify_signed_block(sb, c)?,
         ArtemisMsg::NewView(nv) => verify_new_view(nv, c)?,
@@ -808,9 +816,7 @@ pub fn verify(
             c.verify(v.voter, &root_id(v.view, &v.block, v.height), &v.signature)
                 .map_err(|_| VerifyError::BadSignature(v.voter))?;
         }
-        ArtemisMsg::RootCert(r) => c
-            .verify_aggregate(&root_id(r.view, &r.block, r.height), &r.sig, quorum(n))
-            .map_err(|e| bad_cert("root certificate", e))?,
+        ArtemisMsg::RootCert(r) => verify_root_cert(r, c)?,
         ArtemisMsg::Vote(v) => verify_vote(v, c)?,
         ArtemisMsg::Skip(s) => {
             wrong_sender(from, s.voter)?;
@@ -883,8 +889,7 @@ pub fn verify(
                 verify_vote(v, c)?;
             }
             if let Some(rc) = &r.root {
-                c.verify_aggregate(&root_id(rc.view, &rc.block, rc.height), &rc.sig, quorum(n))
-                    .map_err(|e| bad_cert("root certificate", e))?;
+                verify_root_cert(rc, c)?;
             }
         }
     }

@@ -711,8 +711,6 @@ fn certify(
 #[derive(Debug, Default)]
 struct Unsummed(BTreeMap<VoteKey, (Duration, Vec<(NodeId, Signature)>)>);
 
-type Quorum = (VoteKey, Vec<(NodeId, Signature)>);
-
 impl Unsummed {
     /// Keeps the quorum of `key`, completed at `now`.
     fn keep(&mut self, key: VoteKey, votes: Vec<(NodeId, Signature)>, now: Duration) {
@@ -727,23 +725,26 @@ impl Unsummed {
         self.0.remove(&(qc.view, qc.height, qc.block));
     }
 
-    fn take(&mut self) -> Vec<Quorum> {
-        std::mem::take(&mut self.0)
-            .into_iter()
-            .map(|(k, (_, v))| (k, v))
-            .collect()
-    }
-
-    /// Takes the quorums completed at or before `cutoff`.
-    fn take_due(&mut self, cutoff: Duration) -> Vec<Quorum> {
+    /// Sums the quorums completed at or before `cutoff` (all of them with `None`) into
+    /// certificates, and forgets them (see [`certify`] for bad votes).
+    fn sum(
+        &mut self,
+        cutoff: Option<Duration>,
+        committee: &Committee,
+        votes: &mut Collector<VoteKey, Signature>,
+        cx: &mut Cx,
+    ) -> Vec<QuorumCert> {
         let due: Vec<VoteKey> = self
             .0
             .iter()
-            .filter(|(_, (t, _))| *t <= cutoff)
+            .filter(|(_, (t, _))| cutoff.is_none_or(|c| *t <= c))
             .map(|(k, _)| *k)
             .collect();
         due.into_iter()
-            .filter_map(|k| self.0.remove(&k).map(|(_, v)| (k, v)))
+            .filter_map(|k| {
+                let (_, q) = self.0.remove(&k)?;
+                certify(committee, votes, k, q, cx)
+            })
             .collect()
     }
 
@@ -886,10 +887,11 @@ impl Leader {
 
     /// Sums the quorums left unsummed (see [`Unsummed`]).
     fn settle(&mut self, cx: &mut Cx) {
-        for (key, q) in self.unsummed.take() {
-            if let Some(qc) = certify(&self.committee, &mut self.votes, key, q, cx) {
-                self.on_qc(qc, cx);
-            }
+        for qc in self
+            .unsummed
+            .sum(None, &self.committee, &mut self.votes, cx)
+        {
+            self.on_qc(qc, cx);
         }
     }
 
@@ -1462,10 +1464,17 @@ impl Voter {
     /// equivocation, a blame, its end), so this replica stops waiting for its leader's
     /// CCs — it would have committed by them had it summed them at once.
     fn settle_ccs(&mut self, cx: &mut Cx) {
-        for (key, q) in self.cc_unsummed.take() {
-            if let Some(cc) = certify(&self.committee, &mut self.cc_votes, key, q, cx) {
-                self.on_cc(cc, cx);
-            }
+        self.sum_ccs(None, cx);
+    }
+
+    /// Sums the commit-certificate quorums completed at or before `cutoff` (all with
+    /// `None`) and commits by them.
+    fn sum_ccs(&mut self, cutoff: Option<Duration>, cx: &mut Cx) {
+        let ccs = self
+            .cc_unsummed
+            .sum(cutoff, &self.committee, &mut self.cc_votes, cx);
+        for cc in ccs {
+            self.on_cc(cc, cx);
         }
     }
 
@@ -1473,11 +1482,7 @@ impl Voter {
     /// [`Voter::cc_wait`], and waits for the next.
     fn on_cc_timer(&mut self, cx: &mut Cx) {
         let wait = self.cc_wait();
-        for (key, q) in self.cc_unsummed.take_due(self.now.saturating_sub(wait)) {
-            if let Some(cc) = certify(&self.committee, &mut self.cc_votes, key, q, cx) {
-                self.on_cc(cc, cx);
-            }
-        }
+        self.sum_ccs(Some(self.now.saturating_sub(wait)), cx);
         if let Some(t) = self.cc_unsummed.oldest() {
             cx.set_timer(CC_TIMER, (t + wait).saturating_sub(self.now));
         }
@@ -1486,15 +1491,12 @@ impl Voter {
     /// Sums the quorums left unsummed (see [`Unsummed`]): before the lock is chosen, and
     /// before this replica's certificates are reported to a restarted one.
     fn settle(&mut self, cx: &mut Cx) {
-        for (key, q) in self.cc_unsummed.take() {
-            if let Some(cc) = certify(&self.committee, &mut self.cc_votes, key, q, cx) {
-                self.on_cc(cc, cx);
-            }
-        }
-        for (key, q) in self.unsummed.take() {
-            if let Some(qc) = certify(&self.committee, &mut self.votes, key, q, cx) {
-                self.on_qc(qc, cx);
-            }
+        self.settle_ccs(cx);
+        for qc in self
+            .unsummed
+            .sum(None, &self.committee, &mut self.votes, cx)
+        {
+            self.on_qc(qc, cx);
         }
     }
 
@@ -2077,6 +2079,23 @@ mod tests {
     use olympus_crypto::Scheme;
     use olympus_types::{Batch, Transaction};
 
+    /// Certificates a voter formed (summed) among `cx`'s actions.
+    fn formed(cx: &Cx) -> usize {
+        events(cx, |e| matches!(e, Event::CertificateFormed { .. }))
+    }
+
+    /// Quorums found to hold a bad vote among `cx`'s actions.
+    fn bad_votes(cx: &Cx) -> usize {
+        events(cx, |e| *e == BAD_VOTE)
+    }
+
+    fn events(cx: &Cx, pick: impl Fn(&Event) -> bool) -> usize {
+        cx.actions()
+            .iter()
+            .filter(|a| matches!(a, crate::contract::Action::Event(e) if pick(e)))
+            .count()
+    }
+
     fn setup(n: usize) -> (Vec<Arc<Keypair>>, Committee) {
         let keys: Vec<_> = (0..n)
             .map(|i| Arc::new(Keypair::generate(Scheme::Bls, &[3; 32], NodeId(i as u16))))
@@ -2219,17 +2238,6 @@ mod tests {
             voter: NodeId(i as u16),
             signature: keys[i].sign(&vote_statement(1, 1, &d)),
         };
-        let formed = |cx: &Cx| {
-            cx.actions()
-                .iter()
-                .filter(|a| {
-                    matches!(
-                        a,
-                        crate::contract::Action::Event(Event::CertificateFormed { .. })
-                    )
-                })
-                .count()
-        };
         let wait = cfg.delta / CC_WAIT_DIVISOR;
         for leader_sends in [false, true] {
             let mut v = Voter::new(&cfg, true, keys[0].clone(), c.clone(), None);
@@ -2286,23 +2294,6 @@ mod tests {
         // `verify` lets a forged vote through (cheaply) but not another's vote.
         assert!(verify(SyncMsg::Vote(vote(1, 2)), NodeId(1), &c).is_ok());
         assert!(verify(SyncMsg::Vote(vote(1, 1)), NodeId(2), &c).is_err());
-        let formed = |cx: &Cx| {
-            cx.actions()
-                .iter()
-                .filter(|a| {
-                    matches!(
-                        a,
-                        crate::contract::Action::Event(Event::CertificateFormed { .. })
-                    )
-                })
-                .count()
-        };
-        let bad_votes = |cx: &Cx| {
-            cx.actions()
-                .iter()
-                .filter(|a| matches!(a, crate::contract::Action::Event(e) if *e == BAD_VOTE))
-                .count()
-        };
         let mut cx = Cx::new(Duration::ZERO);
         v.on_vote(vote(0, 0), &mut cx);
         v.on_vote(vote(1, 2), &mut cx); // forged: signed with replica 2's key
