@@ -646,10 +646,11 @@ async fn main_loop<P: NodeProtocol>(
     Ok(report)
 }
 
-/// Decodes the protocol frames among `turn` and, when there are several, checks the
-/// single signatures they carry in one batch ([`Committee::prime`]): a burst of k
-/// proposals then costs about one pairing check instead of k, and each frame's own
-/// [`Protocol::verify`] finds its signatures in the committee's cache. Returns the
+/// Decodes the protocol frames among `turn` and, when they claim several signatures
+/// ([`Protocol::claims`]: single signatures and certificates), checks them in one batch
+/// ([`Committee::prime`]): a burst of k proposals then costs about one pairing check
+/// instead of k, and each frame's own [`Protocol::verify`] finds its signatures in the
+/// committee's cache. Returns the
 /// decoded messages, aligned with `turn` (`None` for other frames and for bodies that
 /// do not decode, which `handle` rejects as usual).
 fn prime<P: NodeProtocol>(
