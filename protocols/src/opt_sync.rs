@@ -11,7 +11,9 @@
 //!   commit stays. (Designed here, for cost: only v's leader aggregates CCs as votes
 //!   arrive; the others commit by the CC it broadcasts, and aggregate theirs only when it
 //!   has not come Δ/4 after their quorum completed. A leader that withholds CCs only
-//!   delays their responsive commits by Δ/4.)
+//!   delays their responsive commits by Δ/4. The leader also justifies its next block by
+//!   the CC when it completes within Δ/10 of the f+1 quorum: one certificate summed and
+//!   checked per block instead of two.)
 //! - **Locks respect CCs.** On entering v+1 a replica that knows a CC of view v locks on
 //!   the highest certificate that extends the highest such CC (the CC itself counts);
 //!   without one, on the highest certificate (as in Sync HotStuff). Its status to the new

@@ -45,7 +45,12 @@
 //! so a replica commits by every CC quorum it completed before it quit, as if it had
 //! summed each at once). One pairing less per block for each of them while the leader
 //! sends its CCs; a message delay more on the responsive commit, Δ/4 more when it
-//! withholds them. A proposal that
+//! withholds them. The view's leader also holds the certificate quorum on its latest
+//! block for up to Δ/10 while that block's CC completes, and justifies the next block by
+//! the CC: a CC is a QC of more signers, the leader's voter half sums it anyway, and the
+//! others check it once for both uses (`CommitCert` and the justify are the same bytes,
+//! which the committee's verified cache recognises). A leader whose wait ran out stops
+//! waiting until a CC comes in time again. A proposal that
 //! reaches a replica n − 1 times (every other replica forwards it) costs one signature
 //! check; it is not forwarded back to its signer, which would pay a check for nothing.
 //!
@@ -152,6 +157,10 @@ const COMMIT_TIMER_BASE: u64 = 1 << 32;
 const ENTER_TIMER: TimerId = TimerId(1);
 const NEW_VIEW_TIMER: TimerId = TimerId(2);
 const IDLE_TIMER: TimerId = TimerId(3);
+const JUSTIFY_TIMER: TimerId = TimerId(4);
+/// Opt Sync: a leader whose certificate quorum for its latest block is complete waits up
+/// to Δ / this for the commit certificate before proposing on the smaller quorum.
+const JUSTIFY_WAIT_DIVISOR: u32 = 10;
 
 /// The rank of a certificate: view, then height.
 pub fn rank(qc: &QuorumCert) -> (View, Height) {
@@ -778,6 +787,12 @@ pub struct Leader {
     proposed_new_view: bool,
     /// A QC of this view on the latest proposal: the next block extends it.
     ready: Option<QuorumCert>,
+    /// Opt Sync: the unsummed certificate quorum on the latest proposal, held while the
+    /// commit certificate for it may still come (see [`Leader::holds_for_cc`]).
+    held: Option<(VoteKey, Vec<(NodeId, Signature)>)>,
+    /// Opt Sync: whether the last wait for a commit certificate ended by the CC (a leader
+    /// stops waiting after one that did not, until a CC comes again).
+    cc_in_time: bool,
     votes: Collector<(View, Height, Digest), Signature>,
     /// Quorums of views this half does not lead, summed only when a view ends.
     unsummed: Unsummed,
@@ -823,6 +838,8 @@ impl Leader {
             proposed_height: 0,
             proposed_new_view: false,
             ready: None,
+            held: None,
+            cc_in_time: true,
             votes: Collector::new(quorum(cfg.n), MAX_COLLECTING),
             unsummed: Unsummed::default(),
             blames: Collector::new(quorum(cfg.n), MAX_COLLECTING),
@@ -885,8 +902,9 @@ impl Leader {
         true
     }
 
-    /// Sums the quorums left unsummed (see [`Unsummed`]).
+    /// Sums the quorums left unsummed (see [`Unsummed`]), and a held one.
     fn settle(&mut self, cx: &mut Cx) {
+        self.release_held(cx);
         for qc in self
             .unsummed
             .sum(None, &self.committee, &mut self.votes, cx)
@@ -927,6 +945,15 @@ impl Leader {
 
     fn on_qc(&mut self, qc: QuorumCert, cx: &mut Cx) {
         self.unsummed.certified(&qc);
+        if self
+            .held
+            .as_ref()
+            .is_some_and(|(k, _)| *k == (qc.view, qc.height, qc.block))
+        {
+            // The CC came: the held quorum is not needed.
+            self.held = None;
+            cx.cancel_timer(JUSTIFY_TIMER);
+        }
         if rank(&qc) > rank(&self.high_qc) {
             self.high_qc = qc;
         }
@@ -953,8 +980,41 @@ impl Leader {
         self.propose_block(qc, cx);
     }
 
+    /// Opt Sync (designed here, for cost): whether to hold the certificate quorum that
+    /// just completed for `key` instead of summing it at once. The commit certificate of
+    /// the same block usually completes a moment later, and the voter half of this
+    /// replica sums it anyway (the view's leader commits by it and broadcasts it); the
+    /// next block justified by that CC rather than by the smaller quorum saves this
+    /// replica one pairing, and every other one the separate check of the certificate:
+    /// the proposal carries the very CC they check when it comes as `CommitCert` (the
+    /// committee's verified cache). A CC is a QC of more signers, so nothing in the rules
+    /// changes. The wait is bounded by Δ / [`JUSTIFY_WAIT_DIVISOR`], and skipped after a
+    /// wait that ran out until a CC comes again (a crashed replica leaves every CC
+    /// incomplete).
+    fn holds_for_cc(&self, key: &VoteKey) -> bool {
+        self.opt
+            && self.cc_in_time
+            && cc_quorum(self.n) > quorum(self.n)
+            && key.0 == self.view
+            && !self.quitting
+            && key.1 >= self.proposed_height
+    }
+
+    /// Sums the held quorum (see [`Leader::holds_for_cc`]), if any, and goes on with it.
+    fn release_held(&mut self, cx: &mut Cx) {
+        cx.cancel_timer(JUSTIFY_TIMER);
+        if let Some((key, q)) = self.held.take() {
+            if let Some(qc) = certify(&self.committee, &mut self.votes, key, q, cx) {
+                self.on_qc(qc, cx);
+            }
+        }
+    }
+
     fn propose_block(&mut self, qc: QuorumCert, cx: &mut Cx) {
         self.ready = None;
+        if self.held.take().is_some() {
+            cx.cancel_timer(JUSTIFY_TIMER);
+        }
         cx.cancel_timer(IDLE_TIMER);
         let batches = take_for_block(&mut self.pending, &self.cfg);
         let count = batches.len();
@@ -1100,7 +1160,10 @@ impl Half<SyncMsg, Safety> for Leader {
                 if let Some(q) = self.votes.add(key, v.voter, v.signature) {
                     // The leader needs the certificate to propose the next block; any
                     // other leader half gets it with that proposal.
-                    if self.leads(key.0) {
+                    if self.leads(key.0) && self.holds_for_cc(&key) {
+                        self.held = Some((key, q));
+                        cx.set_timer(JUSTIFY_TIMER, self.delta / JUSTIFY_WAIT_DIVISOR);
+                    } else if self.leads(key.0) {
                         if let Some(qc) = certify(&self.committee, &mut self.votes, key, q, cx) {
                             self.on_qc(qc, cx);
                         }
@@ -1151,6 +1214,9 @@ impl Half<SyncMsg, Safety> for Leader {
                 }
             }
             SyncMsg::CommitCert(cc) => {
+                if cc.view == self.view {
+                    self.cc_in_time = true;
+                }
                 let e = self.ccs.entry(cc.view).or_insert(cc);
                 if rank(&cc) > rank(e) {
                     *e = cc;
@@ -1176,6 +1242,7 @@ impl Half<SyncMsg, Safety> for Leader {
                 self.proposed_height = 0;
                 self.proposed_new_view = false;
                 self.ready = None;
+                self.cc_in_time = true;
                 self.votes.prune_below(&(self.view, 0, Digest::ZERO));
                 self.blames.prune_below(&self.view);
                 if !self.keeps_batches() && !self.pending.is_empty() {
@@ -1196,6 +1263,11 @@ impl Half<SyncMsg, Safety> for Leader {
                 }
             }
             NEW_VIEW_TIMER => self.propose_new_view(cx),
+            // The CC did not come in time: propose on the smaller quorum.
+            JUSTIFY_TIMER if self.held.is_some() => {
+                self.cc_in_time = false;
+                self.release_held(cx);
+            }
             IDLE_TIMER => {
                 if let Some(qc) = self.ready {
                     if !self.quitting && qc.view == self.view {
@@ -2218,9 +2290,6 @@ mod tests {
         assert!(verify(SyncMsg::CommitCert(three), NodeId(0), &c).is_ok());
     }
 
-    /// Votes are checked when a quorum is aggregated, not by `verify`: a quorum that
-    /// holds a forged vote forms no certificate, the forged vote is dropped, and the next
-    /// good vote completes the certificate.
     /// Opt Sync: a replica that does not lead the view waits for its leader's commit
     /// certificate instead of summing its own CC quorum; it sums the quorum itself only
     /// when the leader's CC has not come Δ/4 later.
@@ -2277,6 +2346,101 @@ mod tests {
         }
     }
 
+    /// Opt Sync: the view's leader holds the certificate quorum on its latest block for
+    /// the commit certificate, and justifies the next block by the CC when it comes in
+    /// time (no sum of its own); when it does not, it sums the quorum and proposes on it,
+    /// and does not hold the next quorum.
+    #[test]
+    fn an_opt_sync_leader_justifies_its_next_block_by_a_cc_that_comes_in_time() {
+        let (keys, c) = setup(3);
+        let c = Arc::new(c);
+        let cfg = ReplicaConfig::new(NodeId(1), 3);
+        assert_eq!(leader_of(1, 3), NodeId(1));
+        let g = Block::genesis_digest();
+        let vote = |i: usize, height: Height, block: Digest| Vote {
+            view: 1,
+            height,
+            block,
+            voter: NodeId(i as u16),
+            signature: keys[i].sign(&vote_statement(1, height, &block)),
+        };
+        let batch = |nonce: u64| {
+            BatchRef::new(Batch {
+                txs: vec![Transaction {
+                    client: 1,
+                    nonce,
+                    payload: Vec::new(),
+                }],
+            })
+        };
+        let proposed = |cx: &Cx| -> Vec<Block> {
+            cx.actions()
+                .iter()
+                .filter_map(|a| match a {
+                    crate::contract::Action::Broadcast {
+                        msg: SyncMsg::Propose(p),
+                    } if p.reproposal.is_none() => Some(p.block.clone()),
+                    _ => None,
+                })
+                .collect()
+        };
+        let msg = |m: SyncMsg| Verified::assume_verified(m);
+        for cc_comes in [true, false] {
+            let mut l = Leader::new(&cfg, true, keys[1].clone(), c.clone(), None);
+            let mut cx = Cx::new(Duration::ZERO);
+            l.on_start(&mut cx); // re-proposes genesis
+            assert!(l.on_batch(batch(1), &mut cx));
+            assert!(l.on_batch(batch(2), &mut cx));
+            let mut cx = Cx::new(Duration::ZERO);
+            for i in [1, 0] {
+                l.on_message(
+                    NodeId(i),
+                    msg(SyncMsg::Vote(vote(i as usize, 0, g))),
+                    &mut cx,
+                );
+            }
+            // A quorum, held: nothing summed, nothing proposed, the wait armed.
+            assert_eq!((formed(&cx), proposed(&cx).len()), (0, 0));
+            let wait = cfg.delta / JUSTIFY_WAIT_DIVISOR;
+            assert!(cx.actions().iter().any(|a| matches!(
+                a,
+                crate::contract::Action::SetTimer { id, after } if *id == JUSTIFY_TIMER && *after == wait
+            )));
+            let mut cx = Cx::new(wait);
+            if cc_comes {
+                let cc = qc(&keys, &c, 1, 0, g, &[0, 1, 2]);
+                l.on_message(NodeId(1), msg(SyncMsg::CommitCert(cc)), &mut cx);
+                let blocks = proposed(&cx);
+                assert_eq!(blocks.len(), 1);
+                assert_eq!(blocks[0].justify, cc, "justified by the CC");
+                assert_eq!(formed(&cx), 0, "the leader half summed nothing");
+                // A late timer changes nothing.
+                l.on_timer(JUSTIFY_TIMER, &mut cx);
+                assert_eq!((formed(&cx), proposed(&cx).len()), (0, 1));
+            } else {
+                l.on_timer(JUSTIFY_TIMER, &mut cx);
+                let blocks = proposed(&cx);
+                assert_eq!((formed(&cx), blocks.len()), (1, 1));
+                assert_eq!(blocks[0].justify.sig.signers.len(), 2);
+                // The wait ran out: the next quorum is summed at once.
+                let d = blocks[0].digest();
+                let mut cx = Cx::new(wait);
+                assert!(l.on_batch(batch(3), &mut cx));
+                for i in [1, 2] {
+                    l.on_message(
+                        NodeId(i),
+                        msg(SyncMsg::Vote(vote(i as usize, 1, d))),
+                        &mut cx,
+                    );
+                }
+                assert_eq!((formed(&cx), proposed(&cx).len()), (1, 1));
+            }
+        }
+    }
+
+    /// Votes are checked when a quorum is aggregated, not by `verify`: a quorum that
+    /// holds a forged vote forms no certificate, the forged vote is dropped, and the next
+    /// good vote completes the certificate.
     #[test]
     fn a_bad_vote_is_caught_by_aggregation() {
         let (keys, c) = setup(3);
