@@ -108,7 +108,10 @@
 //! blocks it delivered (missing ancestors are then fetched). What an honest replica had
 //! when the request arrived is thus in its reply, and what it forwards later reaches the
 //! restarted replica directly. (The simulator counts a restarted replica as faulty for a
-//! grace period of 4Δ, covering the resynchronisation.)
+//! grace period of 4Δ, covering the resynchronisation.) Each peer's sync requests are
+//! answered within a budget ([`crate::RequestBudget`]: a burst of
+//! [`crate::contract::SYNC_REQUEST_BURST`], then one per Δ), so a peer asking in a loop
+//! cannot make a replica build large replies over and over.
 //!
 //! ## Paper and design
 //!
@@ -745,6 +748,8 @@ pub struct Voter {
     restarted: bool,
     passive_through: View,
     now: Duration,
+    /// Answers to sync requests, per peer (see [`crate::RequestBudget`]).
+    sync_budget: crate::RequestBudget,
 }
 
 impl Voter {
@@ -815,6 +820,7 @@ impl Voter {
             passive_through: if restarted { safety.view } else { 0 },
             safety,
             now: Duration::ZERO,
+            sync_budget: crate::contract::sync_budget(cfg.delta),
         }
     }
 
@@ -1658,7 +1664,8 @@ impl Half<ApolloMsg, Safety> for Voter {
             ApolloMsg::Fetch(d) => self.on_fetch(from, d, cx),
             ApolloMsg::Blocks(ps) => self.on_blocks(from, ps, cx),
             ApolloMsg::SyncRequest => {
-                if from != self.id {
+                if from != self.id && crate::contract::answer_sync(&mut self.sync_budget, from, cx)
+                {
                     cx.send(from, ApolloMsg::SyncReply(Box::new(self.sync_reply())));
                 }
             }

@@ -107,7 +107,10 @@
 //!   module): a restarted replica may deliver again up to `COMMIT_PERSIST_EVERY` blocks
 //!   it had delivered, which the engine ignores. A restarted replica is passive for 2Δ
 //!   while it asks everybody for its view (`SyncRequest`/`SyncReply`: the blame
-//!   certificates that took the peer into and out of its view); after that it knows every
+//!   certificates that took the peer into and out of its view; each peer's requests are
+//!   answered within a budget, [`crate::RequestBudget`]: a burst of
+//!   [`crate::contract::SYNC_REQUEST_BURST`], then one per Δ — a restarted replica asks
+//!   once, again every 2Δ at most, and once more for its floor); after that it knows every
 //!   quit an honest replica made, so its commits obey "not after quit". It signs no vote
 //!   or skip in the view `u` it reached by then (it may have missed votes and first
 //!   sightings sent before it came back), and its leader half never proposes in it. (The
@@ -1437,6 +1440,8 @@ pub struct Voter {
     recover_view: View,
     lock_synced: bool,
     now: Duration,
+    /// Answers to sync requests, per peer (see [`crate::RequestBudget`]).
+    sync_budget: crate::RequestBudget,
 }
 
 impl Voter {
@@ -1505,6 +1510,7 @@ impl Voter {
             lock_synced: !restarted,
             safety,
             now: Duration::ZERO,
+            sync_budget: crate::contract::sync_budget(cfg.delta),
         }
     }
 
@@ -2724,7 +2730,8 @@ impl Half<ArtemisMsg, Safety> for Voter {
                 }
             }
             ArtemisMsg::SyncRequest(asked) => {
-                if from != self.id {
+                if from != self.id && crate::contract::answer_sync(&mut self.sync_budget, from, cx)
+                {
                     let reply = self.sync_reply(asked);
                     cx.send(from, ArtemisMsg::SyncReply(Box::new(reply)));
                 }

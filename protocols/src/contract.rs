@@ -52,6 +52,74 @@ pub fn persist_commit_mark(before: u64, after: u64) -> bool {
     before / COMMIT_PERSIST_EVERY != after / COMMIT_PERSIST_EVERY
 }
 
+/// A per-peer budget for requests whose answer is much larger than the request (a
+/// restarted replica's sync request: views, certificates, the last blocks or votes).
+/// Each peer may make `burst` requests at once and one more every `interval` after
+/// that (the generic cell rate algorithm: a "theoretical arrival time" per peer, no
+/// counters to refill). A replica that restarts asks once, and again every few Δ at
+/// most, so an honest peer stays well inside it; a peer asking in a loop gets no more
+/// answers than that, whatever it sends.
+#[derive(Clone, Debug)]
+pub struct RequestBudget {
+    burst: u32,
+    interval: Duration,
+    /// Per peer: when its budget is full again (its theoretical arrival time).
+    due: std::collections::HashMap<NodeId, Duration>,
+}
+
+impl RequestBudget {
+    pub fn new(burst: u32, interval: Duration) -> Self {
+        RequestBudget {
+            burst: burst.max(1),
+            interval,
+            due: std::collections::HashMap::new(),
+        }
+    }
+
+    /// Whether `peer` may have an answer now; if so, the answer is charged.
+    pub fn allow(&mut self, peer: NodeId, now: Duration) -> bool {
+        let due = self
+            .due
+            .get(&peer)
+            .copied()
+            .unwrap_or(Duration::ZERO)
+            .max(now);
+        if due > now + self.interval * (self.burst - 1) {
+            return false;
+        }
+        self.due.insert(peer, due + self.interval);
+        true
+    }
+}
+
+/// Sync requests a peer may make at once ([`RequestBudget`]): a restarted replica asks
+/// when it starts, again when it retries (every 2Δ at most) and, in Artemis, when it
+/// asks how far a view went — a few at once at most.
+pub const SYNC_REQUEST_BURST: u32 = 4;
+
+/// The synchronous protocols' budget for answering sync requests: a burst of
+/// [`SYNC_REQUEST_BURST`], then one per Δ.
+pub(crate) fn sync_budget(delta: Duration) -> RequestBudget {
+    RequestBudget::new(SYNC_REQUEST_BURST, delta)
+}
+
+/// Whether to answer `from`'s sync request now (charged to its budget); a refused one
+/// is reported as ignored.
+pub(crate) fn answer_sync<M, S>(
+    budget: &mut RequestBudget,
+    from: NodeId,
+    cx: &mut Context<M, S>,
+) -> bool {
+    let ok = budget.allow(from, cx.now);
+    if !ok {
+        cx.event(Event::Ignored {
+            kind: "sync_request",
+            reason: "over the peer's request budget",
+        });
+    }
+    ok
+}
+
 /// Which half of the receiving node consumes a message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Dest {
@@ -441,6 +509,30 @@ pub trait Protocol: 'static {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_request_budget_allows_a_burst_then_one_per_interval() {
+        let ms = Duration::from_millis;
+        let mut b = RequestBudget::new(3, ms(10));
+        let (p, q) = (NodeId(1), NodeId(2));
+        // A burst of three, then nothing until the interval has passed.
+        assert!(b.allow(p, ms(0)));
+        assert!(b.allow(p, ms(0)));
+        assert!(b.allow(p, ms(1)));
+        assert!(!b.allow(p, ms(2)));
+        assert!(!b.allow(p, ms(9)));
+        // Another peer has its own budget.
+        assert!(b.allow(q, ms(9)));
+        assert!(b.allow(p, ms(10)));
+        assert!(!b.allow(p, ms(11)));
+        // A peer that keeps asking gets one answer per interval, refused ones cost it
+        // nothing more.
+        let answered = (12..112).filter(|t| b.allow(p, ms(*t))).count();
+        assert_eq!(answered, 10);
+        // After a quiet spell the whole burst is back.
+        assert!((0..3).all(|_| b.allow(p, ms(1000))));
+        assert!(!b.allow(p, ms(1000)));
+    }
 
     #[test]
     fn the_committed_mark_is_persisted_when_the_height_crosses_a_multiple() {

@@ -30,5 +30,5 @@ pub mod votes;
 
 pub use contract::{
     Action, BatchRef, Claim, Commit, Context, Dest, Event, Half, Message, Protocol, ReplicaConfig,
-    SignedVote, TimerId, Verified, VerifyError,
+    RequestBudget, SignedVote, TimerId, Verified, VerifyError,
 };

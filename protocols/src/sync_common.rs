@@ -86,7 +86,10 @@
 //! anything sent after reaches the restarted replica directly; after 2Δ it has seen
 //! what it would have seen had it never crashed, so the arguments hold for it again.
 //! (The simulator still counts a restarted replica against the fault budget for a short
-//! grace period, covering that window.) A restarted leader half never proposes in the
+//! grace period, covering that window.) Replies are large and requests small, so each
+//! peer's requests are answered within a budget ([`crate::RequestBudget`]: a burst of
+//! [`crate::contract::SYNC_REQUEST_BURST`], then one per Δ) — ample for a replica that
+//! restarts, nothing for one that asks in a loop. A restarted leader half never proposes in the
 //! view it restarted in, so it cannot equivocate with what it proposed before the crash.
 //! The committed mark in [`Safety`] is persisted lazily (see the `contract` module): it
 //! only says where a restarted replica delivers on from, so it may restart up to
@@ -1341,6 +1344,8 @@ pub struct Voter {
     passive: bool,
     restarted: bool,
     now: Duration,
+    /// Answers to sync requests, per peer (see [`crate::RequestBudget`]).
+    sync_budget: crate::RequestBudget,
 }
 
 impl Voter {
@@ -1406,6 +1411,7 @@ impl Voter {
             restarted,
             safety,
             now: Duration::ZERO,
+            sync_budget: crate::contract::sync_budget(cfg.delta),
         }
     }
 
@@ -2095,7 +2101,8 @@ impl Half<SyncMsg, Safety> for Voter {
             }
             SyncMsg::Blocks(blocks) => self.on_blocks(from, blocks, cx),
             SyncMsg::SyncRequest => {
-                if from != self.id {
+                if from != self.id && crate::contract::answer_sync(&mut self.sync_budget, from, cx)
+                {
                     self.settle(cx);
                     cx.send(from, SyncMsg::SyncReply(Box::new(self.sync_reply())));
                 }
@@ -2220,6 +2227,50 @@ mod tests {
             cc: None,
             signature,
         }
+    }
+
+    /// A peer's sync requests are answered within its budget only: a burst of
+    /// [`crate::contract::SYNC_REQUEST_BURST`], then one per Δ; the rest are ignored.
+    #[test]
+    fn sync_requests_beyond_a_peers_budget_are_not_answered() {
+        let (keys, c) = setup(3);
+        let c = Arc::new(c);
+        let cfg = ReplicaConfig::new(NodeId(0), 3);
+        let mut v = Voter::new(&cfg, false, keys[0].clone(), c, None);
+        let replies = |cx: &Cx| {
+            cx.actions()
+                .iter()
+                .filter(|a| {
+                    matches!(a, crate::contract::Action::Send { to, msg: SyncMsg::SyncReply(_) } if *to == NodeId(1))
+                })
+                .count()
+        };
+        let ask = |v: &mut Voter, at: Duration, times: usize| {
+            let mut cx = Cx::new(at);
+            for _ in 0..times {
+                v.on_message(
+                    NodeId(1),
+                    Verified::assume_verified(SyncMsg::SyncRequest),
+                    &mut cx,
+                );
+            }
+            replies(&cx)
+        };
+        let burst = crate::contract::SYNC_REQUEST_BURST as usize;
+        assert_eq!(ask(&mut v, Duration::ZERO, 10), burst);
+        assert_eq!(ask(&mut v, cfg.delta / 2, 10), 0);
+        assert_eq!(ask(&mut v, cfg.delta, 10), 1);
+        // Another peer is not held back by the first one.
+        let mut cx = Cx::new(cfg.delta);
+        v.on_message(
+            NodeId(2),
+            Verified::assume_verified(SyncMsg::SyncRequest),
+            &mut cx,
+        );
+        assert!(cx.actions().iter().any(|a| matches!(
+            a,
+            crate::contract::Action::Send { to, msg: SyncMsg::SyncReply(_) } if *to == NodeId(2)
+        )));
     }
 
     #[test]
