@@ -126,6 +126,25 @@ impl<P: Protocol> Driver<P> {
         self.drain_local(now, env)
     }
 
+    /// A message from another node, before its signatures are checked: the leader half
+    /// may act on it speculatively ([`Half::on_unverified`], for a protocol with
+    /// [`Protocol::PEEKS`]). The verified message follows through [`Driver::on_message`].
+    pub fn peek(
+        &mut self,
+        from: NodeId,
+        msg: &P::Msg,
+        now: Duration,
+        env: &mut impl Env<P>,
+    ) -> Result<(), DriverError> {
+        if !P::PEEKS || from == self.me {
+            return Ok(());
+        }
+        let mut cx = Context::new(now);
+        self.leader.on_unverified(from, msg, &mut cx);
+        self.apply(Which::Leader, &mut cx, env)?;
+        self.drain_local(now, env)
+    }
+
     /// Offers a batch to the leader half; false if it refused (full).
     pub fn on_batch(
         &mut self,

@@ -613,7 +613,23 @@ async fn main_loop<P: NodeProtocol>(
         }
         let handled = turn.len();
         let mut decoded = if verifier.is_none() {
-            prime::<P>(&turn, &committee, &mut claims, &env.meters)
+            let decoded = decode_turn::<P>(&turn);
+            if P::PEEKS {
+                // Before the (slow) signature check: the leader half may build on what
+                // came, speculatively (`Half::on_unverified`). What it sends leaves
+                // before the check starts: the writers run when this task yields.
+                let sent = driver.stats.sent + driver.stats.broadcasts;
+                for (m, msg) in turn.iter().zip(&decoded) {
+                    if let (Incoming::Peer { from, .. }, Some(msg)) = (m, msg) {
+                        driver.peek(*from, msg, start.elapsed(), &mut env)?;
+                    }
+                }
+                if driver.stats.sent + driver.stats.broadcasts > sent {
+                    futures_lite::future::yield_now().await;
+                }
+            }
+            prime::<P>(&decoded, &committee, &mut claims, &env.meters);
+            decoded
         } else {
             Vec::new()
         };
@@ -646,21 +662,10 @@ async fn main_loop<P: NodeProtocol>(
     Ok(report)
 }
 
-/// Decodes the protocol frames among `turn` and, when they claim several signatures
-/// ([`Protocol::claims`]: single signatures and certificates), checks them in one batch
-/// ([`Committee::prime`]): a burst of k proposals then costs about one pairing check
-/// instead of k, and each frame's own [`Protocol::verify`] finds its signatures in the
-/// committee's cache. Returns the
-/// decoded messages, aligned with `turn` (`None` for other frames and for bodies that
-/// do not decode, which `handle` rejects as usual).
-fn prime<P: NodeProtocol>(
-    turn: &[Incoming],
-    committee: &Committee,
-    claims: &mut Vec<olympus_protocols::Claim>,
-    meters: &Meters,
-) -> Vec<Option<P::Msg>> {
-    let decoded: Vec<Option<P::Msg>> = turn
-        .iter()
+/// Decodes the protocol frames among `turn`: the messages, aligned with `turn` (`None`
+/// for other frames and for bodies that do not decode, which `handle` rejects as usual).
+fn decode_turn<P: NodeProtocol>(turn: &[Incoming]) -> Vec<Option<P::Msg>> {
+    turn.iter()
         .map(|m| match m {
             Incoming::Peer { body, .. } => match crate::dissem::split(body) {
                 Some((Kind::Protocol, archive)) => P::Msg::from_bytes(archive).ok(),
@@ -668,7 +673,19 @@ fn prime<P: NodeProtocol>(
             },
             Incoming::Client { .. } => None,
         })
-        .collect();
+        .collect()
+}
+
+/// When the decoded messages of a turn claim several signatures ([`Protocol::claims`]:
+/// single signatures and certificates), checks them in one batch ([`Committee::prime`]):
+/// a burst of k proposals then costs about one pairing check instead of k, and each
+/// frame's own [`Protocol::verify`] finds its signatures in the committee's cache.
+fn prime<P: NodeProtocol>(
+    decoded: &[Option<P::Msg>],
+    committee: &Committee,
+    claims: &mut Vec<olympus_protocols::Claim>,
+    meters: &Meters,
+) {
     claims.clear();
     for msg in decoded.iter().flatten() {
         P::claims(msg, committee, claims);
@@ -678,7 +695,6 @@ fn prime<P: NodeProtocol>(
         let primed = committee.prime(claims);
         meters.primed(primed, priming.elapsed());
     }
-    decoded
 }
 
 /// Handles one received frame (`decoded`: its protocol message, if `prime` decoded it).

@@ -455,6 +455,13 @@ pub trait Half<M, S> {
     fn on_start(&mut self, cx: &mut Context<M, S>);
     /// A verified message from `from` (possibly this node's other half).
     fn on_message(&mut self, from: NodeId, msg: Verified<M>, cx: &mut Context<M, S>);
+    /// A message from another node whose signatures are *not* checked yet; it is checked
+    /// next and, if it holds, delivered by [`Half::on_message`]. Called only on the
+    /// leader half and only for a protocol with [`Protocol::PEEKS`]. Only the sender is
+    /// certain (the link is authenticated): a half may act on it only in ways that stay
+    /// safe whatever the check finds — Apollo's next round leader builds on a block
+    /// while its signature is being checked (see the `apollo` module).
+    fn on_unverified(&mut self, _from: NodeId, _msg: &M, _cx: &mut Context<M, S>) {}
     /// A timer this half set has fired.
     fn on_timer(&mut self, id: TimerId, cx: &mut Context<M, S>);
     /// The mempool offers a batch. Returns false if the half refuses it (full).
@@ -479,6 +486,10 @@ pub trait Protocol: 'static {
     /// arrives within `ReplicaConfig::delta`; n = 2f+1). The simulator then injects only
     /// the faults synchrony allows.
     const SYNCHRONOUS: bool = false;
+
+    /// Whether the leader half wants messages before their signatures are checked
+    /// ([`Half::on_unverified`]). Drivers then hand each received message to it first.
+    const PEEKS: bool = false;
 
     /// Checks every signature and certificate in `msg`, claimed to come from `from`.
     /// Stateless: it depends only on the committee.

@@ -78,6 +78,8 @@ enum HalfKind {
 enum Input<M> {
     Start,
     Message(NodeId, Verified<M>),
+    /// A message before its check (`Half::on_unverified`, protocols with `PEEKS`).
+    Unverified(NodeId, M),
     Timer(TimerId),
     Batch(BatchRef),
 }
@@ -86,6 +88,7 @@ fn apply<M, S, H: Half<M, S>>(h: &mut H, input: Input<M>, cx: &mut Context<M, S>
     match input {
         Input::Start => h.on_start(cx),
         Input::Message(from, m) => h.on_message(from, m, cx),
+        Input::Unverified(from, m) => h.on_unverified(from, &m, cx),
         Input::Timer(id) => h.on_timer(id, cx),
         Input::Batch(b) => return h.on_batch(b, cx),
     }
@@ -960,6 +963,10 @@ impl<'a, P: Protocol> Sim<'a, P> {
         if ins.halves.is_none() || ins.incarnation != inc {
             self.stats.msg(kind).dropped += 1;
             return;
+        }
+        if P::PEEKS && from != self.instances[i].node {
+            // As the engine does: the leader half sees it before the check.
+            self.step(i, HalfKind::Leader, Input::Unverified(from, msg.clone()));
         }
         let verified = match P::verify(msg, from, &self.committee) {
             Ok(v) => v,
