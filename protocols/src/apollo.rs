@@ -196,6 +196,12 @@ const META_SWEEP_EVERY: u64 = 256;
 /// for building on (see "The next round leader does not wait for the check").
 pub const MAX_UNCHECKED: u64 = 16;
 
+/// Whether two root certificates certify the same root (replicas may aggregate
+/// different quorums for it).
+fn same_root(a: &QuorumCert, b: &QuorumCert) -> bool {
+    (a.view, a.height, a.block) == (b.view, b.height, b.block)
+}
+
 /// The position of a turn's parent (the tip it builds on) in its view.
 fn spec_pos(t: &Turn) -> u64 {
     t.parent_height.saturating_sub(t.justify.height)
@@ -681,7 +687,7 @@ impl Leader {
     fn delivered(&mut self, t: Turn) {
         if self
             .spec
-            .is_some_and(|s| s.view != t.view || s.justify != t.justify)
+            .is_some_and(|s| s.view != t.view || !same_root(&s.justify, &t.justify))
         {
             self.unchecked.clear();
         }
@@ -776,7 +782,7 @@ impl Half<ApolloMsg, Safety> for Leader {
         if p.root
             || p.view != s.view
             || b.view != s.view
-            || b.justify != s.justify
+            || !same_root(&b.justify, &s.justify)
             || pos <= spec_pos(&s)
             || pos > spec_pos(&s) + MAX_UNCHECKED
             || from != b.proposer
@@ -2115,10 +2121,12 @@ mod tests {
     }
 
     /// The speculative chain follows unchecked blocks in any order of arrival: the
-    /// round leader of position 3 builds on 1 ← 2 once both came, whichever first.
+    /// round leader of position 3 builds on 1 ← 2 once both came, whichever first, and
+    /// whatever quorum the root certificate they carry was aggregated from (replicas
+    /// may hold different certificates for one root).
     #[test]
     fn the_speculative_chain_follows_unchecked_blocks_in_any_order() {
-        let (keys, _) = setup(3);
+        let (keys, c) = setup(3);
         assert_eq!(round_leader(1, 3, 3), NodeId(1));
         let cfg = ReplicaConfig::new(NodeId(1), 3);
         let g = Block::genesis_digest();
@@ -2130,7 +2138,14 @@ mod tests {
             parent_height: 0,
             justify: QuorumCert::genesis(),
         };
-        for order in [[&p1, &p2], [&p2, &p1]] {
+        let mut other_cert = tip;
+        other_cert.justify.sig =
+            c.aggregate_unchecked(&[(NodeId(1), keys[1].sign(&Digest([2; 32])))]);
+        for (order, tip) in [
+            ([&p1, &p2], tip),
+            ([&p2, &p1], tip),
+            ([&p1, &p2], other_cert),
+        ] {
             let mut l = Leader::new(&cfg, keys[1].clone());
             let mut cx = Cx::new(Duration::ZERO);
             let b = BatchRef::new(Batch::new(vec![Transaction {
