@@ -78,6 +78,9 @@ pub struct Driver<P: Protocol> {
     armed: HashMap<(Which, TimerId), (Duration, u64)>,
     seq: u64,
     local: VecDeque<P::Msg>,
+    /// Leave this node's messages to itself for [`Driver::run_local`] (see
+    /// [`Driver::defer_local`]).
+    defer_local: bool,
     pub stats: DriverStats,
 }
 
@@ -91,6 +94,7 @@ impl<P: Protocol> Driver<P> {
             armed: HashMap::new(),
             seq: 0,
             local: VecDeque::new(),
+            defer_local: false,
             stats: DriverStats::default(),
         }
     }
@@ -103,6 +107,35 @@ impl<P: Protocol> Driver<P> {
         &self.voter
     }
 
+    /// With `on`, an input's messages from this node to itself (a leader's proposal to
+    /// its own voter, a vote to its own leader) are not handled within the call but
+    /// left for [`Driver::run_local`]: a node then lets what the input sent leave
+    /// before it, say, persists and signs its own vote on its own proposal. The
+    /// runtime must call `run_local` before its next input (the simulator keeps the
+    /// default, handling them at once).
+    pub fn defer_local(&mut self, on: bool) {
+        self.defer_local = on;
+    }
+
+    /// Whether messages to this node itself wait for [`Driver::run_local`].
+    pub fn has_local(&self) -> bool {
+        !self.local.is_empty()
+    }
+
+    /// Handles the messages this node sent itself (and what they lead to).
+    pub fn run_local(&mut self, now: Duration, env: &mut impl Env<P>) -> Result<(), DriverError> {
+        self.drain_local(now, env)
+    }
+
+    /// Handles the local messages now unless they are deferred.
+    fn settle_local(&mut self, now: Duration, env: &mut impl Env<P>) -> Result<(), DriverError> {
+        if self.defer_local {
+            Ok(())
+        } else {
+            self.drain_local(now, env)
+        }
+    }
+
     /// Starts both halves.
     pub fn start(&mut self, now: Duration, env: &mut impl Env<P>) -> Result<(), DriverError> {
         let mut cx = Context::new(now);
@@ -111,7 +144,7 @@ impl<P: Protocol> Driver<P> {
         let mut cx = Context::new(now);
         self.leader.on_start(&mut cx);
         self.apply(Which::Leader, &mut cx, env)?;
-        self.drain_local(now, env)
+        self.settle_local(now, env)
     }
 
     /// A verified message from another node.
@@ -123,7 +156,7 @@ impl<P: Protocol> Driver<P> {
         env: &mut impl Env<P>,
     ) -> Result<(), DriverError> {
         self.deliver(from, msg, now, env)?;
-        self.drain_local(now, env)
+        self.settle_local(now, env)
     }
 
     /// A message from another node, before its signatures are checked: the leader half
@@ -142,7 +175,7 @@ impl<P: Protocol> Driver<P> {
         let mut cx = Context::new(now);
         self.leader.on_unverified(from, msg, &mut cx);
         self.apply(Which::Leader, &mut cx, env)?;
-        self.drain_local(now, env)
+        self.settle_local(now, env)
     }
 
     /// Offers a batch to the leader half; false if it refused (full).
@@ -155,7 +188,7 @@ impl<P: Protocol> Driver<P> {
         let mut cx = Context::new(now);
         let ok = self.leader.on_batch(batch, &mut cx);
         self.apply(Which::Leader, &mut cx, env)?;
-        self.drain_local(now, env)?;
+        self.settle_local(now, env)?;
         Ok(ok)
     }
 
@@ -179,7 +212,7 @@ impl<P: Protocol> Driver<P> {
                 Which::Voter => self.voter.on_timer(id, &mut cx),
             }
             self.apply(which, &mut cx, env)?;
-            self.drain_local(now, env)?;
+            self.settle_local(now, env)?;
         }
         Ok(())
     }
@@ -352,7 +385,29 @@ mod tests {
 
     #[test]
     fn four_drivers_commit_through_a_fifo_network() {
+        run_four(false);
+    }
+
+    /// With local messages deferred (as the node runs them), an input's own messages
+    /// wait for `run_local` (none is handled within the call), and the cluster commits
+    /// the same.
+    #[test]
+    fn deferred_local_messages_wait_for_run_local() {
+        run_four(true);
+    }
+
+    fn run_four(defer: bool) {
         let (committee, mut drivers) = cluster(4);
+        let mut deferred = 0;
+        let mut settle = |d: &mut Driver<HotStuff>, e: &mut Recorder, now| {
+            if d.has_local() {
+                deferred += 1;
+                d.run_local(now, e).unwrap();
+            }
+        };
+        for d in &mut drivers {
+            d.defer_local(defer);
+        }
         let mut envs: Vec<Recorder> = (0..4).map(|_| Recorder::default()).collect();
         let mut now = Duration::ZERO;
         let txs = (0..5)
@@ -365,14 +420,17 @@ mod tests {
         assert!(drivers[1]
             .on_batch(BatchRef::new(Batch::new(txs)), now, &mut envs[1])
             .unwrap());
+        settle(&mut drivers[1], &mut envs[1], now);
         for (d, e) in drivers.iter_mut().zip(envs.iter_mut()) {
             d.start(now, e).unwrap();
+            settle(d, e, now);
         }
         for _round in 0..200 {
             // Time passes (idle leaders propose on their timers) but no view times out.
             now += Duration::from_millis(20);
             for (d, e) in drivers.iter_mut().zip(envs.iter_mut()) {
                 d.fire_timers(now, e).unwrap();
+                settle(d, e, now);
             }
             let mut inflight = Vec::new();
             for (i, e) in envs.iter_mut().enumerate() {
@@ -387,11 +445,21 @@ mod tests {
             }
             for (from, to, m) in inflight {
                 let v = HotStuff::verify(m, from, &committee).unwrap();
-                drivers[to.index()]
-                    .on_message(from, v, now, &mut envs[to.index()])
-                    .unwrap();
+                let (d, e) = (&mut drivers[to.index()], &mut envs[to.index()]);
+                let locals = d.stats.local_messages;
+                d.on_message(from, v, now, e).unwrap();
+                if defer {
+                    // The input's own messages wait for `run_local`.
+                    assert_eq!(d.stats.local_messages, locals);
+                }
+                settle(d, e, now);
             }
         }
+        assert_eq!(
+            deferred > 0,
+            defer,
+            "local messages deferred only when asked"
+        );
         assert!(envs[0].commits.len() > 10);
         for e in &envs[1..] {
             let k = e.commits.len().min(envs[0].commits.len());

@@ -447,6 +447,9 @@ async fn main_loop<P: NodeProtocol>(
     };
     let (leader, voter) = P::create(&rcfg, protocol_key, committee.clone(), restored);
     let mut driver = Driver::<P>::new(me, leader, voter);
+    // This node's messages to itself wait until what the input sent has left (see
+    // `local_after_sends`).
+    driver.defer_local(P::DEFER_LOCAL);
     // A block takes whole batches up to `block_size` transactions, so batches of a
     // quarter block fill blocks to at least three quarters (batches of a whole block
     // left them a third empty on average under load).
@@ -507,6 +510,7 @@ async fn main_loop<P: NodeProtocol>(
         readmit: Default::default(),
     };
     driver.start(start.elapsed(), &mut env)?;
+    local_after_sends(&mut driver, &mut env, &start).await?;
 
     // When the loop last woke from a wait: how long it runs without yielding.
     let mut running_since = Instant::now();
@@ -525,11 +529,13 @@ async fn main_loop<P: NodeProtocol>(
         }
         let now = start.elapsed();
         driver.fire_timers(now, &mut env)?;
+        local_after_sends(&mut driver, &mut env, &start).await?;
         env.fetch_due(now);
         if let Err(e) = pool.batcher.tick(now) {
             eprintln!("olympus node {}: batcher: {e}", cfg.id);
         }
         pool.offer::<P>(&mut driver, now, &mut env)?;
+        local_after_sends(&mut driver, &mut env, &start).await?;
 
         let mut wake = now + IDLE_WAKE;
         for d in [driver.next_deadline(), pool.batcher.deadline()]
@@ -597,6 +603,7 @@ async fn main_loop<P: NodeProtocol>(
             }) {
                 ready += 1;
                 on_verdict::<P>(v, &mut driver, &mut env, &start)?;
+                local_after_sends(&mut driver, &mut env, &start).await?;
             }
         }
         // The frames of this turn: taken first, so that the signatures they carry are
@@ -627,6 +634,7 @@ async fn main_loop<P: NodeProtocol>(
                 if driver.stats.sent + driver.stats.broadcasts > sent {
                     futures_lite::future::yield_now().await;
                 }
+                driver.run_local(start.elapsed(), &mut env)?;
             }
             prime::<P>(&decoded, &committee, &mut claims, &env.meters);
             decoded
@@ -645,6 +653,7 @@ async fn main_loop<P: NodeProtocol>(
                 &start,
                 verifier.as_ref().map(|(jobs, _)| jobs),
             )?;
+            local_after_sends(&mut driver, &mut env, &start).await?;
         }
         env.meters.handled(handled);
         env.start_sync();
@@ -660,6 +669,22 @@ async fn main_loop<P: NodeProtocol>(
     report.uptime_s = start.elapsed().as_secs_f64();
     net.shutdown().await;
     Ok(report)
+}
+
+/// Handles the messages the last input made this node send itself — after a yield, so
+/// that what it sent to others leaves first: a leader's proposal is on the wire before
+/// its own voter persists and signs a vote on it, a vote before its own leader half
+/// sums a quorum with it. (The driver defers them; see `Driver::defer_local`.)
+async fn local_after_sends<P: NodeProtocol>(
+    driver: &mut Driver<P>,
+    env: &mut NodeEnv<'_>,
+    start: &Instant,
+) -> Result<(), NodeError> {
+    if driver.has_local() {
+        futures_lite::future::yield_now().await;
+        driver.run_local(start.elapsed(), env)?;
+    }
+    Ok(())
 }
 
 /// Decodes the protocol frames among `turn`: the messages, aligned with `turn` (`None`

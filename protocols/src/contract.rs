@@ -487,6 +487,13 @@ pub trait Protocol: 'static {
     /// the faults synchrony allows.
     const SYNCHRONOUS: bool = false;
 
+    /// Whether a runtime should let what an input sent leave before this node handles
+    /// its messages to itself (a leader's own vote on its proposal: a persist and a
+    /// signature). Scheduling only: either way every message is handled, in order, and
+    /// before the next input. Opt Sync keeps them together: its leader's CC and next
+    /// proposal then reach the others in one write, and they check both in one batch.
+    const DEFER_LOCAL: bool = true;
+
     /// Whether the leader half wants messages before their signatures are checked
     /// ([`Half::on_unverified`]). Drivers then hand each received message to it first.
     const PEEKS: bool = false;

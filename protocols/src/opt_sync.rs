@@ -84,6 +84,8 @@ impl Protocol for OptSync {
     type Voter = Voter;
     const NAME: &'static str = "opt-sync";
     const SYNCHRONOUS: bool = true;
+    // Keep the leader's CC and its next proposal in one write (see the contract).
+    const DEFER_LOCAL: bool = false;
 
     fn verify(
         msg: SyncMsg,
