@@ -7,7 +7,11 @@
 //! 1. **Peer frames** are decoded with bytecheck validation ([`Wire::from_bytes`]), then
 //!    every signature and certificate in them is checked ([`Protocol::verify`]) before
 //!    the [`Driver`] hands them to the protocol. A frame that fails either check is
-//!    counted and reported to the network, which closes the link after too many.
+//!    counted and reported to the network, which closes the link after too many. The
+//!    frames one loop turn takes are decoded together and their signatures checked in
+//!    one batch (`prime`); a protocol with [`Protocol::PEEKS`] sees them first, before
+//!    the check (Apollo's next round leader builds on a block meanwhile), and what it
+//!    sends then leaves before the check starts.
 //! 2. **Client frames** ([`ClientRequest`]) are challenges, answered by a signature that
 //!    proves this node's identity, and submissions, whose transactions go through the
 //!    [`Batcher`] (duplicates dropped, bounded pool). Sealed batches are offered to the
@@ -17,7 +21,9 @@
 //! 4. **Actions** go out through [`NodeEnv`]: messages are encoded once and queued to
 //!    peers (a broadcast shares one buffer); safety state is stored in a [`DurableCell`]
 //!    and is durable before the driver carries out the next action, so no vote leaves
-//!    before the state that makes it safe; committed blocks are executed against the
+//!    before the state that makes it safe; messages the node sends itself are handled
+//!    after a yield, once what the same input sent to others has left (see
+//!    [`Driver::defer_local`]); committed blocks are executed against the
 //!    at-most-once ledger and every client gets one receipt per block holding its
 //!    transactions.
 //!
