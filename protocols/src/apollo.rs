@@ -1843,6 +1843,10 @@ impl Protocol for Apollo {
     const NAME: &'static str = "apollo";
     const SYNCHRONOUS: bool = true;
     const PEEKS: bool = true;
+    // Its messages to itself are the voter's notes to its leader half (`Ahead`,
+    // `Turn`), one per block: nothing waits on the wire behind them, and the block a
+    // round leader proposes left already (the peek above).
+    const DEFER_LOCAL: bool = false;
 
     fn verify(
         msg: ApolloMsg,
@@ -1912,6 +1916,19 @@ mod tests {
 
     fn propose(p: &Proposal) -> ApolloMsg {
         ApolloMsg::Propose(Box::new(p.clone()))
+    }
+
+    /// The blocks a leader half broadcast among `cx`'s actions.
+    fn proposed_blocks(cx: &Cx) -> Vec<Block> {
+        cx.actions()
+            .iter()
+            .filter_map(|a| match a {
+                Action::Broadcast {
+                    msg: ApolloMsg::Propose(p),
+                } => Some(p.block.clone()),
+                _ => None,
+            })
+            .collect()
     }
 
     #[test]
@@ -2067,17 +2084,6 @@ mod tests {
                 payload: vec![9],
             }]))
         };
-        let proposed = |cx: &Cx| -> Vec<Block> {
-            cx.actions()
-                .iter()
-                .filter_map(|a| match a {
-                    Action::Broadcast {
-                        msg: ApolloMsg::Propose(p),
-                    } => Some(p.block.clone()),
-                    _ => None,
-                })
-                .collect()
-        };
         // (expected by the voter, with batches, from, block): speculates?
         let other_parent = steady(&keys, Digest([1; 32]), 1, 1);
         let cases = [
@@ -2098,7 +2104,7 @@ mod tests {
                 l.on_message(NodeId(0), m, &mut cx);
             }
             l.on_unverified(from, &propose(p), &mut cx);
-            let blocks = proposed(&cx);
+            let blocks = proposed_blocks(&cx);
             assert_eq!(blocks.len(), usize::from(speculates), "case {i}");
             if speculates {
                 assert_eq!((blocks[0].parent, blocks[0].height), (p.block.digest(), 2));
@@ -2115,7 +2121,7 @@ mod tests {
                     &mut cx,
                 );
                 l.on_timer(IDLE_TIMER, &mut cx);
-                assert_eq!(proposed(&cx).len(), 1, "one block per position");
+                assert_eq!(proposed_blocks(&cx).len(), 1, "one block per position");
             }
         }
     }
@@ -2162,16 +2168,7 @@ mod tests {
             for p in order {
                 l.on_unverified(p.block.proposer, &propose(p), &mut cx);
             }
-            let blocks: Vec<Block> = cx
-                .actions()
-                .iter()
-                .filter_map(|a| match a {
-                    Action::Broadcast {
-                        msg: ApolloMsg::Propose(p),
-                    } => Some(p.block.clone()),
-                    _ => None,
-                })
-                .collect();
+            let blocks = proposed_blocks(&cx);
             assert_eq!(blocks.len(), 1);
             assert_eq!((blocks[0].parent, blocks[0].height), (p2.block.digest(), 3));
         }

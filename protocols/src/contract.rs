@@ -492,6 +492,7 @@ pub trait Protocol: 'static {
     /// signature). Scheduling only: either way every message is handled, in order, and
     /// before the next input. Opt Sync keeps them together: its leader's CC and next
     /// proposal then reach the others in one write, and they check both in one batch.
+    /// Apollo too: its only messages to itself are the voter's notes to the leader half.
     const DEFER_LOCAL: bool = true;
 
     /// Whether the leader half wants messages before their signatures are checked
