@@ -669,8 +669,7 @@ impl Leader {
     /// Takes the turn to propose at the position after `t.parent`: at once if batches
     /// wait, otherwise after Δ/2.
     fn take_turn(&mut self, t: Turn, cx: &mut Cx) {
-        let pos = (t.parent_height + 1).saturating_sub(t.justify.height);
-        if (t.view, pos) <= self.signed {
+        if (t.view, spec_pos(&t) + 1) <= self.signed {
             return;
         }
         self.turn = Some(t);
@@ -700,6 +699,7 @@ impl Leader {
     /// this replica leads the next position and batches wait.
     fn speculate(&mut self, cx: &mut Cx) {
         let Some(mut s) = self.spec else { return };
+        let delivered = spec_pos(&s);
         while let Some((d, parent, h)) = self.unchecked.get(&(spec_pos(&s) + 1)).copied() {
             if parent != s.parent {
                 break;
@@ -709,7 +709,7 @@ impl Leader {
         }
         if round_leader(s.view, spec_pos(&s) + 1, self.cfg.n) == self.id
             && !self.pending.is_empty()
-            && spec_pos(&s) > spec_pos(self.spec.as_ref().unwrap_or(&s))
+            && spec_pos(&s) > delivered
         {
             self.take_turn(s, cx);
         }

@@ -954,8 +954,7 @@ impl Leader {
             .is_some_and(|(k, _)| *k == (qc.view, qc.height, qc.block))
         {
             // The CC came: the held quorum is not needed.
-            self.held = None;
-            cx.cancel_timer(JUSTIFY_TIMER);
+            self.take_held(cx);
         }
         if rank(&qc) > rank(&self.high_qc) {
             self.high_qc = qc;
@@ -1003,10 +1002,18 @@ impl Leader {
             && key.1 >= self.proposed_height
     }
 
-    /// Sums the held quorum (see [`Leader::holds_for_cc`]), if any, and goes on with it.
+    /// The held quorum (see [`Leader::holds_for_cc`]), no longer waited for.
+    fn take_held(&mut self, cx: &mut Cx) -> Option<(VoteKey, Vec<(NodeId, Signature)>)> {
+        let held = self.held.take();
+        if held.is_some() {
+            cx.cancel_timer(JUSTIFY_TIMER);
+        }
+        held
+    }
+
+    /// Sums the held quorum, if any, and goes on with it.
     fn release_held(&mut self, cx: &mut Cx) {
-        cx.cancel_timer(JUSTIFY_TIMER);
-        if let Some((key, q)) = self.held.take() {
+        if let Some((key, q)) = self.take_held(cx) {
             if let Some(qc) = certify(&self.committee, &mut self.votes, key, q, cx) {
                 self.on_qc(qc, cx);
             }
@@ -1015,9 +1022,7 @@ impl Leader {
 
     fn propose_block(&mut self, qc: QuorumCert, cx: &mut Cx) {
         self.ready = None;
-        if self.held.take().is_some() {
-            cx.cancel_timer(JUSTIFY_TIMER);
-        }
+        self.take_held(cx);
         cx.cancel_timer(IDLE_TIMER);
         let batches = take_for_block(&mut self.pending, &self.cfg);
         let count = batches.len();
@@ -2237,40 +2242,30 @@ mod tests {
         let c = Arc::new(c);
         let cfg = ReplicaConfig::new(NodeId(0), 3);
         let mut v = Voter::new(&cfg, false, keys[0].clone(), c, None);
-        let replies = |cx: &Cx| {
-            cx.actions()
-                .iter()
-                .filter(|a| {
-                    matches!(a, crate::contract::Action::Send { to, msg: SyncMsg::SyncReply(_) } if *to == NodeId(1))
-                })
-                .count()
-        };
-        let ask = |v: &mut Voter, at: Duration, times: usize| {
+        // Asks `times` at `at` as `peer`; how many replies it got.
+        let ask = |v: &mut Voter, peer: NodeId, at: Duration, times: usize| {
             let mut cx = Cx::new(at);
             for _ in 0..times {
                 v.on_message(
-                    NodeId(1),
+                    peer,
                     Verified::assume_verified(SyncMsg::SyncRequest),
                     &mut cx,
                 );
             }
-            replies(&cx)
+            cx.actions()
+                .iter()
+                .filter(|a| {
+                    matches!(a, crate::contract::Action::Send { to, msg: SyncMsg::SyncReply(_) } if *to == peer)
+                })
+                .count()
         };
         let burst = crate::contract::SYNC_REQUEST_BURST as usize;
-        assert_eq!(ask(&mut v, Duration::ZERO, 10), burst);
-        assert_eq!(ask(&mut v, cfg.delta / 2, 10), 0);
-        assert_eq!(ask(&mut v, cfg.delta, 10), 1);
+        let p = NodeId(1);
+        assert_eq!(ask(&mut v, p, Duration::ZERO, 10), burst);
+        assert_eq!(ask(&mut v, p, cfg.delta / 2, 10), 0);
+        assert_eq!(ask(&mut v, p, cfg.delta, 10), 1);
         // Another peer is not held back by the first one.
-        let mut cx = Cx::new(cfg.delta);
-        v.on_message(
-            NodeId(2),
-            Verified::assume_verified(SyncMsg::SyncRequest),
-            &mut cx,
-        );
-        assert!(cx.actions().iter().any(|a| matches!(
-            a,
-            crate::contract::Action::Send { to, msg: SyncMsg::SyncReply(_) } if *to == NodeId(2)
-        )));
+        assert_eq!(ask(&mut v, NodeId(2), cfg.delta, 1), 1);
     }
 
     #[test]
@@ -2436,6 +2431,12 @@ mod tests {
                 .collect()
         };
         let msg = |m: SyncMsg| Verified::assume_verified(m);
+        let send_votes = |l: &mut Leader, cx: &mut Cx, by: [u16; 2], h: Height, d: Digest| {
+            for i in by {
+                let v = vote(i as usize, h, d);
+                l.on_message(NodeId(i), msg(SyncMsg::Vote(v)), cx);
+            }
+        };
         for cc_comes in [true, false] {
             let mut l = Leader::new(&cfg, true, keys[1].clone(), c.clone(), None);
             let mut cx = Cx::new(Duration::ZERO);
@@ -2443,13 +2444,7 @@ mod tests {
             assert!(l.on_batch(batch(1), &mut cx));
             assert!(l.on_batch(batch(2), &mut cx));
             let mut cx = Cx::new(Duration::ZERO);
-            for i in [1, 0] {
-                l.on_message(
-                    NodeId(i),
-                    msg(SyncMsg::Vote(vote(i as usize, 0, g))),
-                    &mut cx,
-                );
-            }
+            send_votes(&mut l, &mut cx, [1, 0], 0, g);
             // A quorum, held: nothing summed, nothing proposed, the wait armed.
             assert_eq!((formed(&cx), proposed(&cx).len()), (0, 0));
             let wait = cfg.delta / JUSTIFY_WAIT_DIVISOR;
@@ -2477,13 +2472,7 @@ mod tests {
                 let d = blocks[0].digest();
                 let mut cx = Cx::new(wait);
                 assert!(l.on_batch(batch(3), &mut cx));
-                for i in [1, 2] {
-                    l.on_message(
-                        NodeId(i),
-                        msg(SyncMsg::Vote(vote(i as usize, 1, d))),
-                        &mut cx,
-                    );
-                }
+                send_votes(&mut l, &mut cx, [1, 2], 1, d);
                 assert_eq!((formed(&cx), proposed(&cx).len()), (1, 1));
             }
         }
